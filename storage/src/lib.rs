@@ -36,6 +36,7 @@ pub mod meta;
 pub mod model;
 pub mod schema;
 pub mod store;
+pub mod synth;
 
 pub use block::{BlockReader, BlockWriter, ScanFilter};
 pub use blocklist::BlockList;

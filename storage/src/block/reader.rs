@@ -14,6 +14,7 @@ use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection,
+    RowSelectionPolicy,
 };
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
@@ -301,7 +302,9 @@ impl BlockReader {
     ) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>> {
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let metadata = ArrowReaderMetadata::try_new(footer, options)?;
-        Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(self.object_reader(), metadata))
+        // Selectors (not a bitmask) let the reader skip the pages holding no selected row.
+        Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(self.object_reader(), metadata)
+            .with_row_selection_policy(RowSelectionPolicy::Selectors))
     }
 
     fn object_reader(&self) -> ObjectReader {
