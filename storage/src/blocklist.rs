@@ -37,7 +37,11 @@ pub struct TenantIndex {
 }
 
 /// Writes the tenant index object.
-pub async fn write_tenant_index(store: &Store, tenant: &TenantId, blocks: Vec<BlockMeta>) -> Result<()> {
+pub async fn write_tenant_index(
+    store: &Store,
+    tenant: &TenantId,
+    blocks: Vec<BlockMeta>,
+) -> Result<()> {
     let doc = TenantIndex {
         version: TENANT_INDEX_VERSION,
         created_at_unix_secs: unix_secs(),
@@ -45,7 +49,9 @@ pub async fn write_tenant_index(store: &Store, tenant: &TenantId, blocks: Vec<Bl
     };
     let json = serde_json::to_vec(&doc).map_err(|e| Error::Task(e.to_string()))?;
     let packed = zstd::encode_all(json.as_slice(), 3).map_err(|e| Error::Task(e.to_string()))?;
-    store.put(&tenant_index(tenant), PutPayload::from(packed)).await?;
+    store
+        .put(&tenant_index(tenant), PutPayload::from(packed))
+        .await?;
     Ok(())
 }
 
@@ -57,8 +63,10 @@ pub async fn read_tenant_index(store: &Store, tenant: &TenantId) -> Result<Optio
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let json = zstd::decode_all(bytes.as_ref()).map_err(|e| Error::corrupt("tenant index", &path, e))?;
-    let doc: TenantIndex = serde_json::from_slice(&json).map_err(|e| Error::corrupt("tenant index", &path, e))?;
+    let json =
+        zstd::decode_all(bytes.as_ref()).map_err(|e| Error::corrupt("tenant index", &path, e))?;
+    let doc: TenantIndex =
+        serde_json::from_slice(&json).map_err(|e| Error::corrupt("tenant index", &path, e))?;
     if doc.version != TENANT_INDEX_VERSION {
         return Err(Error::corrupt(
             "tenant index",
@@ -75,7 +83,11 @@ pub async fn read_meta(store: &Store, tenant: &TenantId, block: BlockId) -> Resu
     let bytes = store.get(&path).await?.bytes().await?;
     let meta = BlockMeta::from_json(&bytes, path.as_ref())?;
     if meta.block_id != block || &meta.tenant != tenant {
-        return Err(Error::corrupt("meta.json", &path, "block id or tenant does not match its path"));
+        return Err(Error::corrupt(
+            "meta.json",
+            &path,
+            "block id or tenant does not match its path",
+        ));
     }
     Ok(meta)
 }
@@ -91,14 +103,22 @@ pub struct Tombstone {
 
 /// Retires a block: it disappears from block lists at their next refresh. Its objects stay
 /// until [`delete_block`], so queries already reading it finish.
-pub async fn tombstone_block(store: &Store, tenant: &TenantId, block: BlockId, reason: &str) -> Result<()> {
+pub async fn tombstone_block(
+    store: &Store,
+    tenant: &TenantId,
+    block: BlockId,
+    reason: &str,
+) -> Result<()> {
     let t = Tombstone {
         created_at_unix_secs: unix_secs(),
         reason: reason.to_owned(),
     };
     let json = serde_json::to_vec(&t).map_err(|e| Error::Task(e.to_string()))?;
     store
-        .put(&block_object(tenant, block, names::TOMBSTONE), PutPayload::from(json))
+        .put(
+            &block_object(tenant, block, names::TOMBSTONE),
+            PutPayload::from(json),
+        )
         .await?;
     Ok(())
 }
@@ -107,8 +127,11 @@ pub async fn tombstone_block(store: &Store, tenant: &TenantId, block: BlockId, r
 /// last, so that a crash half way leaves an invisible block that the next cleanup finishes.
 pub async fn delete_block(store: &Store, tenant: &TenantId, block: BlockId) -> Result<()> {
     let prefix = block_prefix(tenant, block);
-    let objects: Vec<object_store::path::Path> =
-        store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
+    let objects: Vec<object_store::path::Path> = store
+        .list(Some(&prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await?;
     let rank = |p: &object_store::path::Path| match p.filename() {
         Some(names::TOMBSTONE) => 2,
         Some(names::META) => 1,
@@ -232,7 +255,12 @@ impl BlockList {
         let listing = list_tenant(&self.store, tenant).await?;
         let missing: Vec<BlockId> = {
             let metas = lock(&self.metas);
-            listing.live.iter().copied().filter(|id| !metas.contains_key(id)).collect()
+            listing
+                .live
+                .iter()
+                .copied()
+                .filter(|id| !metas.contains_key(id))
+                .collect()
         };
         let fetched: Vec<Result<BlockMeta>> = futures::stream::iter(missing)
             .map(|id| read_meta(&self.store, tenant, id))
@@ -248,14 +276,20 @@ impl BlockList {
                     }
                     // Deleted between listing and reading: it is gone, which is fine.
                     Err(Error::NotFound(_)) => {}
-                    Err(e) => tracing::warn!(%tenant, error = %e, "skipping block with unreadable meta"),
+                    Err(e) => {
+                        tracing::warn!(%tenant, error = %e, "skipping block with unreadable meta")
+                    }
                 }
             }
         }
         let live: HashSet<BlockId> = listing.live.iter().copied().collect();
         let mut blocks: Vec<BlockMeta> = {
             let metas = lock(&self.metas);
-            listing.live.iter().filter_map(|id| metas.get(id).cloned()).collect()
+            listing
+                .live
+                .iter()
+                .filter_map(|id| metas.get(id).cloned())
+                .collect()
         };
         blocks.sort_by_key(|m| (m.min_start_unix_nano, m.block_id));
         // Forget metas of blocks that are gone, so the cache does not grow forever.

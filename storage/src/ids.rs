@@ -25,14 +25,21 @@ fn parse_hex_padded<const N: usize>(what: &'static str, s: &str) -> Result<[u8; 
     if s.len() > N * 2 {
         return Err(Error::invalid(
             what,
-            format!("{s:?} has {} hex characters, at most {} allowed", s.len(), N * 2),
+            format!(
+                "{s:?} has {} hex characters, at most {} allowed",
+                s.len(),
+                N * 2
+            ),
         ));
     }
     let mut out = [0u8; N];
     // Walk from the end so that odd lengths and padding fall out naturally.
     for (i, c) in s.bytes().rev().enumerate() {
         let v = hex_digit(c).ok_or_else(|| {
-            Error::invalid(what, format!("{s:?} contains {:?}, which is not a hex digit", c as char))
+            Error::invalid(
+                what,
+                format!("{s:?} contains {:?}, which is not a hex digit", c as char),
+            )
         })?;
         let byte = N - 1 - i / 2;
         out[byte] |= if i % 2 == 0 { v } else { v << 4 };
@@ -43,7 +50,12 @@ fn parse_hex_padded<const N: usize>(what: &'static str, s: &str) -> Result<[u8; 
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
-        write!(f, "{}{}", DIGITS[(b >> 4) as usize] as char, DIGITS[(b & 15) as usize] as char)?;
+        write!(
+            f,
+            "{}{}",
+            DIGITS[(b >> 4) as usize] as char,
+            DIGITS[(b & 15) as usize] as char
+        )?;
     }
     Ok(())
 }
@@ -66,10 +78,7 @@ macro_rules! byte_id {
             /// Takes raw bytes, which must be exactly the right length.
             pub fn from_bytes(b: &[u8]) -> Result<Self> {
                 <[u8; $len]>::try_from(b).map(Self).map_err(|_| {
-                    Error::invalid(
-                        $what,
-                        format!("{} bytes, expected {}", b.len(), $len),
-                    )
+                    Error::invalid($what, format!("{} bytes, expected {}", b.len(), $len))
                 })
             }
 
@@ -143,7 +152,10 @@ impl TenantId {
             return Err(Error::invalid(WHAT, format!("{s:?} is not allowed")));
         }
         if s.starts_with("__") {
-            return Err(Error::invalid(WHAT, format!("{s:?}: names starting with \"__\" are reserved")));
+            return Err(Error::invalid(
+                WHAT,
+                format!("{s:?}: names starting with \"__\" are reserved"),
+            ));
         }
         if let Some(c) = s
             .chars()
@@ -201,7 +213,9 @@ impl<'de> serde::Deserialize<'de> for TenantId {
 }
 
 /// A block: a UUID (version 7, so IDs sort roughly by creation time).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct BlockId(pub uuid::Uuid);
 
@@ -249,14 +263,26 @@ mod tests {
         let short = TraceId::from_hex("79bb428365398ecc").unwrap();
         assert_eq!(short.to_hex(), "000000000000000079bb428365398ecc");
         // Odd length: a dropped leading zero.
-        assert_eq!(TraceId::from_hex("abc").unwrap().to_hex(), format!("{:0>32}", "abc"));
+        assert_eq!(
+            TraceId::from_hex("abc").unwrap().to_hex(),
+            format!("{:0>32}", "abc")
+        );
     }
 
     #[test]
     fn malformed_hex_is_a_clear_error() {
         for bad in ["", "xyz", "0123456789abcdef0123456789abcdef0", "12 34"] {
             let err = TraceId::from_hex(bad).unwrap_err();
-            assert!(matches!(err, Error::InvalidInput { what: "trace id", .. }), "{bad}: {err}");
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidInput {
+                        what: "trace id",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
         }
         assert!(SpanId::from_hex("0123456789abcdef01").is_err());
         assert!(SpanId::from_bytes(&[1, 2, 3]).is_err());
@@ -264,12 +290,32 @@ mod tests {
 
     #[test]
     fn tenant_validation() {
-        for ok in ["single-tenant", "a", "team_A.prod", "x!*'()-", &"t".repeat(150)] {
+        for ok in [
+            "single-tenant",
+            "a",
+            "team_A.prod",
+            "x!*'()-",
+            &"t".repeat(150),
+        ] {
             assert!(TenantId::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "../etc", "a b", "é", "__skein", &"t".repeat(151), "a\0"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../etc",
+            "a b",
+            "é",
+            "__skein",
+            &"t".repeat(151),
+            "a\0",
+        ] {
             let err = TenantId::new(bad).unwrap_err();
-            assert!(err.to_string().starts_with("invalid tenant id"), "{bad}: {err}");
+            assert!(
+                err.to_string().starts_with("invalid tenant id"),
+                "{bad}: {err}"
+            );
         }
     }
 

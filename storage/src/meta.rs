@@ -81,8 +81,8 @@ impl BlockMeta {
         struct Version {
             format_version: u32,
         }
-        let v: Version = serde_json::from_slice(bytes)
-            .map_err(|e| Error::corrupt("meta.json", location, e))?;
+        let v: Version =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("meta.json", location, e))?;
         if v.format_version != FORMAT_VERSION {
             return Err(Error::corrupt(
                 "meta.json",
@@ -172,7 +172,16 @@ mod tests {
         ];
         for c in cases {
             let e = BlockMeta::from_json(c, "t/b/meta.json").unwrap_err();
-            assert!(matches!(e, Error::Corrupt { what: "meta.json", .. }), "{e}");
+            assert!(
+                matches!(
+                    e,
+                    Error::Corrupt {
+                        what: "meta.json",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
         }
         let mut truncated = meta().to_json();
         truncated.truncate(truncated.len() / 2);

@@ -124,9 +124,10 @@ pub fn spans_to_otlp(spans: impl IntoIterator<Item = SpanRecord>) -> Vec<Resourc
     for rec in spans {
         // Records read from one block share `Arc`s, so pointer equality finds the group
         // almost always; value equality keeps it right for records from different sources.
-        let gi = match groups.iter().rposition(|(r, _)| {
-            Arc::ptr_eq(r, &rec.resource) || **r == *rec.resource
-        }) {
+        let gi = match groups
+            .iter()
+            .rposition(|(r, _)| Arc::ptr_eq(r, &rec.resource) || **r == *rec.resource)
+        {
             Some(i) => i,
             None => {
                 groups.push((Arc::clone(&rec.resource), Vec::new()));
@@ -246,11 +247,9 @@ mod tests {
                 attributes: vec![KeyValue {
                     key: SERVICE_NAME.into(),
                     value: Some(crate::otlp::common::v1::AnyValue {
-                        value: Some(
-                            crate::otlp::common::v1::any_value::Value::StringValue(
-                                service.into(),
-                            ),
-                        ),
+                        value: Some(crate::otlp::common::v1::any_value::Value::StringValue(
+                            service.into(),
+                        )),
                     }),
                     ..Default::default()
                 }],

@@ -145,8 +145,18 @@ pub struct Dedicated {
     pub column: &'static str,
 }
 
-const fn ded(key: &'static str, scope: AttrScope, ty: DedicatedType, column: &'static str) -> Dedicated {
-    Dedicated { key, scope, ty, column }
+const fn ded(
+    key: &'static str,
+    scope: AttrScope,
+    ty: DedicatedType,
+    column: &'static str,
+) -> Dedicated {
+    Dedicated {
+        key,
+        scope,
+        ty,
+        column,
+    }
 }
 
 /// Dedicated attribute columns. Old and new semantic-convention names both occur in the wild,
@@ -162,14 +172,24 @@ pub const DEDICATED: &[Dedicated] = {
         ded("service.name", R, T, col::SERVICE_NAME),
         ded("service.namespace", R, T, "res_service_namespace"),
         ded("service.version", R, T, "res_service_version"),
-        ded("deployment.environment.name", R, T, "res_deployment_environment_name"),
+        ded(
+            "deployment.environment.name",
+            R,
+            T,
+            "res_deployment_environment_name",
+        ),
         ded("deployment.environment", R, T, "res_deployment_environment"),
         ded("k8s.namespace.name", R, T, "res_k8s_namespace_name"),
         ded("k8s.pod.name", R, T, "res_k8s_pod_name"),
         ded("host.name", R, T, "res_host_name"),
         ded("http.request.method", S, T, "http_request_method"),
         ded("http.method", S, T, "http_method"),
-        ded("http.response.status_code", S, I, "http_response_status_code"),
+        ded(
+            "http.response.status_code",
+            S,
+            I,
+            "http_response_status_code",
+        ),
         ded("http.status_code", S, I, "http_status_code"),
         ded("http.route", S, T, "http_route"),
         ded("url.full", S, T, "url_full"),
@@ -188,7 +208,12 @@ pub const DEDICATED: &[Dedicated] = {
         ded("rpc.service", S, T, "rpc_service"),
         ded("rpc.method", S, T, "rpc_method"),
         ded("messaging.system", S, T, "messaging_system"),
-        ded("messaging.destination.name", S, T, "messaging_destination_name"),
+        ded(
+            "messaging.destination.name",
+            S,
+            T,
+            "messaging_destination_name",
+        ),
         ded("error.type", S, T, "error_type"),
     ]
 };
@@ -238,7 +263,11 @@ pub fn link_fields() -> Fields {
 }
 
 fn list_of(fields: Fields) -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Struct(fields), false)))
+    DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Struct(fields),
+        false,
+    )))
 }
 
 /// The timestamp type used for absolute times (nanoseconds since the Unix epoch, UTC).

@@ -91,7 +91,10 @@ impl StorageConfig {
         match self {
             StorageConfig::Local { path } => {
                 std::fs::create_dir_all(path).map_err(|e| {
-                    Error::Config(format!("cannot create data directory {}: {e}", path.display()))
+                    Error::Config(format!(
+                        "cannot create data directory {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| {
                     Error::Config(format!("cannot use data directory {}: {e}", path.display()))
@@ -108,19 +111,27 @@ impl StorageConfig {
 impl S3Config {
     fn open(&self) -> Result<Store> {
         if self.bucket.is_empty() {
-            return Err(Error::Config("storage.bucket is required for the s3 backend".into()));
+            return Err(Error::Config(
+                "storage.bucket is required for the s3 backend".into(),
+            ));
         }
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
             .with_virtual_hosted_style_request(self.virtual_hosted_style)
             // SeaweedFS and MinIO implement conditional PUT (If-None-Match), which leases use.
             .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
-        let region = if self.region.is_empty() { "us-east-1" } else { &self.region };
+        let region = if self.region.is_empty() {
+            "us-east-1"
+        } else {
+            &self.region
+        };
         b = b.with_region(region);
         if !self.endpoint.is_empty() {
             b = b.with_endpoint(&self.endpoint);
         }
-        let allow_http = self.allow_http.unwrap_or(self.endpoint.starts_with("http://"));
+        let allow_http = self
+            .allow_http
+            .unwrap_or(self.endpoint.starts_with("http://"));
         b = b.with_allow_http(allow_http);
         if !self.access_key_id.is_empty() {
             b = b

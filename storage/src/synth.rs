@@ -99,9 +99,21 @@ const ROUTES: &[(&str, &str)] = &[
 ];
 
 const QUERIES: &[(&str, &str, &str)] = &[
-    ("postgresql", "SELECT", "SELECT id, name, price FROM products WHERE id = $1"),
-    ("postgresql", "UPDATE", "UPDATE carts SET updated_at = now() WHERE user_id = $1"),
-    ("postgresql", "INSERT", "INSERT INTO orders (id, user_id, total) VALUES ($1, $2, $3)"),
+    (
+        "postgresql",
+        "SELECT",
+        "SELECT id, name, price FROM products WHERE id = $1",
+    ),
+    (
+        "postgresql",
+        "UPDATE",
+        "UPDATE carts SET updated_at = now() WHERE user_id = $1",
+    ),
+    (
+        "postgresql",
+        "INSERT",
+        "INSERT INTO orders (id, user_id, total) VALUES ($1, $2, $3)",
+    ),
     ("redis", "GET", "GET cart:{user}"),
     ("redis", "SET", "SET session:{id} EX 3600"),
 ];
@@ -191,14 +203,25 @@ impl TraceGenerator {
         let mut out = Vec::with_capacity(target_spans);
         let (method, route) = *self.rng.pick(ROUTES);
         let root_duration = self.rng.duration(40_000);
-        let root = self.http_server(0, trace_id, None, start, root_duration, method, route, user, failed);
+        let root = self.http_server(
+            0,
+            trace_id,
+            None,
+            start,
+            root_duration,
+            method,
+            route,
+            user,
+            failed,
+        );
         let root_id = root.span.span_id.clone();
         out.push(root);
         // Fan out: each call is a client span in the caller and a server span in the callee,
         // plus database calls under the callee.
         let mut parents: Vec<(usize, Vec<u8>, u64, u64)> = vec![(0, root_id, start, root_duration)];
         while out.len() + 1 < target_spans.max(2) {
-            let (caller, parent_id, p_start, p_dur) = parents[self.rng.below(parents.len() as u64) as usize].clone();
+            let (caller, parent_id, p_start, p_dur) =
+                parents[self.rng.below(parents.len() as u64) as usize].clone();
             let offset = self.rng.below(p_dur / 2 + 1);
             let dur = (p_dur - offset).min(self.rng.duration(8_000)).max(1000);
             let c_start = p_start + offset;
@@ -210,19 +233,39 @@ impl TraceGenerator {
             let callee = 1 + self.rng.below(SERVICES.len() as u64 - 1) as usize;
             let (m, r) = *self.rng.pick(ROUTES);
             let err = failed && self.rng.chance(0.5);
-            let client = self.http_client(caller, callee, trace_id, &parent_id, c_start, dur, m, r, err);
+            let client = self.http_client(
+                caller, callee, trace_id, &parent_id, c_start, dur, m, r, err,
+            );
             let client_id = client.span.span_id.clone();
             out.push(client);
             let srv_start = c_start + dur / 20;
             let srv_dur = dur - dur / 10;
-            let server = self.http_server(callee, trace_id, Some(&client_id), srv_start, srv_dur, m, r, user, err);
+            let server = self.http_server(
+                callee,
+                trace_id,
+                Some(&client_id),
+                srv_start,
+                srv_dur,
+                m,
+                r,
+                user,
+                err,
+            );
             parents.push((callee, server.span.span_id.clone(), srv_start, srv_dur));
             out.push(server);
         }
         out
     }
 
-    fn span_base(&mut self, trace_id: [u8; 16], parent: Option<&[u8]>, name: String, kind: SpanKind, start: u64, dur: u64) -> Span {
+    fn span_base(
+        &mut self,
+        trace_id: [u8; 16],
+        parent: Option<&[u8]>,
+        name: String,
+        kind: SpanKind,
+        start: u64,
+        dur: u64,
+    ) -> Span {
         Span {
             trace_id: trace_id.to_vec(),
             span_id: self.rng.next_u64().to_le_bytes().to_vec(),
@@ -257,10 +300,21 @@ impl TraceGenerator {
         user: u64,
         failed: bool,
     ) -> SpanRecord {
-        let mut span = self.span_base(trace_id, parent, format!("{method} {route}"), SpanKind::Server, start, dur);
+        let mut span = self.span_base(
+            trace_id,
+            parent,
+            format!("{method} {route}"),
+            SpanKind::Server,
+            start,
+            dur,
+        );
         let id = self.rng.below(100_000);
         let path = route.replace("{id}", &id.to_string());
-        let status = if failed { 500 } else { *self.rng.pick(&[200, 200, 200, 200, 201, 204, 304, 404]) };
+        let status = if failed {
+            500
+        } else {
+            *self.rng.pick(&[200, 200, 200, 200, 201, 204, 304, 404])
+        };
         let a = &mut span.attributes;
         a.push(s("http.request.method", method));
         a.push(s("http.route", route));
@@ -270,13 +324,24 @@ impl TraceGenerator {
         a.push(s("server.address", SERVICES[service].0));
         a.push(i("server.port", 8080));
         a.push(s("network.protocol.version", "1.1"));
-        a.push(s("client.address", format!("10.{}.{}.{}", self.rng.below(4), self.rng.below(256), self.rng.below(256))));
+        a.push(s(
+            "client.address",
+            format!(
+                "10.{}.{}.{}",
+                self.rng.below(4),
+                self.rng.below(256),
+                self.rng.below(256)
+            ),
+        ));
         a.push(s("user_agent.original", *self.rng.pick(AGENTS)));
         a.push(i("http.request.body.size", self.rng.below(4096) as i64));
         a.push(i("http.response.body.size", self.rng.below(65536) as i64));
         a.push(s("enduser.id", format!("user-{user}")));
         a.push(s("session.id", format!("{:016x}", self.rng.next_u64())));
-        a.push(s("app.request.id", format!("{:08x}", self.rng.next_u64() as u32)));
+        a.push(s(
+            "app.request.id",
+            format!("{:08x}", self.rng.next_u64() as u32),
+        ));
         self.common_attrs(&mut span.attributes, service);
         if failed {
             span.status = Some(Status {
@@ -315,7 +380,14 @@ impl TraceGenerator {
         route: &str,
         failed: bool,
     ) -> SpanRecord {
-        let mut span = self.span_base(trace_id, Some(parent), method.to_string(), SpanKind::Client, start, dur);
+        let mut span = self.span_base(
+            trace_id,
+            Some(parent),
+            method.to_string(),
+            SpanKind::Client,
+            start,
+            dur,
+        );
         let host = SERVICES[callee].0;
         let path = route.replace("{id}", &self.rng.below(100_000).to_string());
         let a = &mut span.attributes;
@@ -323,15 +395,24 @@ impl TraceGenerator {
         a.push(s("url.full", format!("http://{host}:8080{path}")));
         a.push(s("server.address", host));
         a.push(i("server.port", 8080));
-        a.push(i("http.response.status_code", if failed { 500 } else { 200 }));
+        a.push(i(
+            "http.response.status_code",
+            if failed { 500 } else { 200 },
+        ));
         a.push(s("network.protocol.version", "1.1"));
-        a.push(s("network.peer.address", format!("10.1.{}.{}", self.rng.below(256), self.rng.below(256))));
+        a.push(s(
+            "network.peer.address",
+            format!("10.1.{}.{}", self.rng.below(256), self.rng.below(256)),
+        ));
         a.push(i("network.peer.port", 8080));
         a.push(s("peer.service", host));
         a.push(i("http.request.resend_count", 0));
         a.push(i("http.request.body.size", self.rng.below(2048) as i64));
         a.push(i("http.response.body.size", self.rng.below(16384) as i64));
-        a.push(s("app.request.id", format!("{:08x}", self.rng.next_u64() as u32)));
+        a.push(s(
+            "app.request.id",
+            format!("{:08x}", self.rng.next_u64() as u32),
+        ));
         a.push(s("rpc.system", "http"));
         a.push(s("rpc.service", host));
         a.push(s("rpc.method", route));
@@ -351,7 +432,15 @@ impl TraceGenerator {
         }
     }
 
-    fn db_span(&mut self, service: usize, trace_id: [u8; 16], parent: &[u8], start: u64, dur: u64, user: u64) -> SpanRecord {
+    fn db_span(
+        &mut self,
+        service: usize,
+        trace_id: [u8; 16],
+        parent: &[u8],
+        start: u64,
+        dur: u64,
+        user: u64,
+    ) -> SpanRecord {
         let (system, op, query) = *self.rng.pick(QUERIES);
         let name = format!("{op} {}", if system == "redis" { "cache" } else { "shop" });
         let mut span = self.span_base(trace_id, Some(parent), name, SpanKind::Client, start, dur);
@@ -361,12 +450,24 @@ impl TraceGenerator {
         a.push(s("db.operation.name", op));
         a.push(s("db.query.text", query));
         a.push(s("server.address", format!("{system}.shop.svc")));
-        a.push(i("server.port", if system == "redis" { 6379 } else { 5432 }));
-        a.push(s("network.peer.address", format!("10.2.0.{}", self.rng.below(8))));
-        a.push(i("network.peer.port", if system == "redis" { 6379 } else { 5432 }));
+        a.push(i(
+            "server.port",
+            if system == "redis" { 6379 } else { 5432 },
+        ));
+        a.push(s(
+            "network.peer.address",
+            format!("10.2.0.{}", self.rng.below(8)),
+        ));
+        a.push(i(
+            "network.peer.port",
+            if system == "redis" { 6379 } else { 5432 },
+        ));
         a.push(s("db.user", "shop"));
         a.push(i("db.response.returned_rows", self.rng.below(50) as i64));
-        a.push(s("db.collection.name", *self.rng.pick(&["products", "carts", "orders", "sessions"])));
+        a.push(s(
+            "db.collection.name",
+            *self.rng.pick(&["products", "carts", "orders", "sessions"]),
+        ));
         a.push(s("enduser.id", format!("user-{user}")));
         a.push(s("pool.name", "primary"));
         a.push(i("db.client.connection.pool.size", 20));

@@ -16,13 +16,17 @@ use skein_storage::model::{canonical, spans_to_otlp};
 use skein_storage::store::{S3Config, block_prefix};
 use skein_storage::synth::TraceGenerator;
 use skein_storage::{
-    BlockList, BlockReader, BlockWriter, ScanFilter, SpanRecord, StorageConfig, Store, TenantId, TraceId,
+    BlockList, BlockReader, BlockWriter, ScanFilter, SpanRecord, StorageConfig, Store, TenantId,
+    TraceId,
 };
 
 const T0: u64 = 1_750_000_000_000_000_000;
 
 fn unique_tenant(name: &str) -> TenantId {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     TenantId::new(&format!("{name}-{n:x}")).unwrap()
 }
 
@@ -39,7 +43,12 @@ fn same(a: Vec<SpanRecord>, b: Vec<SpanRecord>) -> bool {
 }
 
 async fn object_count(store: &Store, prefix: &object_store::path::Path) -> usize {
-    store.list(Some(prefix)).try_collect::<Vec<_>>().await.unwrap().len()
+    store
+        .list(Some(prefix))
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .len()
 }
 
 /// write block → list → read trace by ID → read all → scan → tenant index → tombstone → delete.
@@ -52,11 +61,17 @@ async fn conformance(store: Store) {
     let writer = BlockWriter::new(store.clone());
 
     // Write.
-    let meta = writer.write(&tenant, spans.clone()).await.expect("write block");
+    let meta = writer
+        .write(&tenant, spans.clone())
+        .await
+        .expect("write block");
     assert_eq!(meta.span_count as usize, spans.len());
     assert_eq!(meta.trace_count as usize, by_trace(&spans).len());
     assert_eq!(meta.tenant, tenant);
-    writer.write(&other, other_spans).await.expect("write other tenant's block");
+    writer
+        .write(&other, other_spans)
+        .await
+        .expect("write other tenant's block");
 
     // An orphan directory (a block whose upload died before its meta) stays invisible.
     let orphan = skein_storage::BlockId::new();
@@ -71,7 +86,11 @@ async fn conformance(store: Store) {
     // List.
     let list = BlockList::new(store.clone(), Duration::from_secs(60));
     let blocks = list.blocks(&tenant).await.expect("list blocks");
-    assert_eq!(blocks.len(), 1, "one visible block, the orphan and the other tenant's excluded");
+    assert_eq!(
+        blocks.len(),
+        1,
+        "one visible block, the orphan and the other tenant's excluded"
+    );
     assert_eq!(blocks[0], meta);
     let listing = list_tenant(&store, &tenant).await.unwrap();
     assert_eq!(listing.without_meta, vec![orphan]);
@@ -96,8 +115,17 @@ async fn conformance(store: Store) {
         min_duration_nanos: Some(5_000_000),
         ..Default::default()
     };
-    let mut got: Vec<SpanRecord> = reader.scan(filter.clone()).try_collect::<Vec<_>>().await.unwrap().concat();
-    let mut want: Vec<SpanRecord> = spans.iter().filter(|s| filter.matches(s)).cloned().collect();
+    let mut got: Vec<SpanRecord> = reader
+        .scan(filter.clone())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .concat();
+    let mut want: Vec<SpanRecord> = spans
+        .iter()
+        .filter(|s| filter.matches(s))
+        .cloned()
+        .collect();
     assert!(!want.is_empty(), "the filter should match something");
     assert!(same(std::mem::take(&mut got), std::mem::take(&mut want)));
     let window = ScanFilter {
@@ -106,7 +134,12 @@ async fn conformance(store: Store) {
         whole_traces: true,
         ..Default::default()
     };
-    let got: Vec<SpanRecord> = reader.scan(window.clone()).try_collect::<Vec<_>>().await.unwrap().concat();
+    let got: Vec<SpanRecord> = reader
+        .scan(window.clone())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .concat();
     let want: Vec<SpanRecord> = traces
         .values()
         .filter(|t| t.iter().any(|s| window.matches(s)))
@@ -117,22 +150,48 @@ async fn conformance(store: Store) {
     assert!(same(got, want));
 
     // The tenant index gives the same list.
-    write_tenant_index(&store, &tenant, blocks.to_vec()).await.unwrap();
-    assert_eq!(read_tenant_index(&store, &tenant).await.unwrap().unwrap().blocks, blocks.to_vec());
+    write_tenant_index(&store, &tenant, blocks.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        read_tenant_index(&store, &tenant)
+            .await
+            .unwrap()
+            .unwrap()
+            .blocks,
+        blocks.to_vec()
+    );
     let fresh = BlockList::new(store.clone(), Duration::from_secs(60));
     assert_eq!(fresh.blocks(&tenant).await.unwrap(), blocks);
 
     // Tombstone: gone from the list, objects still there for in-flight queries.
-    tombstone_block(&store, &tenant, meta.block_id, "compacted").await.unwrap();
+    tombstone_block(&store, &tenant, meta.block_id, "compacted")
+        .await
+        .unwrap();
     assert!(list.refresh(&tenant).await.unwrap().is_empty());
-    assert_eq!(list_tenant(&store, &tenant).await.unwrap().tombstoned, vec![meta.block_id]);
-    assert!(!reader.find_trace(traces.keys().next().unwrap()).await.unwrap().is_empty());
+    assert_eq!(
+        list_tenant(&store, &tenant).await.unwrap().tombstoned,
+        vec![meta.block_id]
+    );
+    assert!(
+        !reader
+            .find_trace(traces.keys().next().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Delete: nothing left of the block; the other tenant untouched.
     delete_block(&store, &tenant, meta.block_id).await.unwrap();
     delete_block(&store, &tenant, orphan).await.unwrap();
-    assert_eq!(object_count(&store, &block_prefix(&tenant, meta.block_id)).await, 0);
-    assert_eq!(object_count(&store, &block_prefix(&tenant, orphan)).await, 0);
+    assert_eq!(
+        object_count(&store, &block_prefix(&tenant, meta.block_id)).await,
+        0
+    );
+    assert_eq!(
+        object_count(&store, &block_prefix(&tenant, orphan)).await,
+        0
+    );
     assert!(list.refresh(&tenant).await.unwrap().is_empty());
     assert_eq!(list.blocks(&other).await.unwrap().len(), 1);
 }
@@ -155,8 +214,10 @@ async fn conformance_local_disk() {
 
 #[tokio::test]
 async fn conformance_s3() {
-    let (Ok(endpoint), Ok(bucket)) = (std::env::var("SKEIN_TEST_S3_ENDPOINT"), std::env::var("SKEIN_TEST_S3_BUCKET"))
-    else {
+    let (Ok(endpoint), Ok(bucket)) = (
+        std::env::var("SKEIN_TEST_S3_ENDPOINT"),
+        std::env::var("SKEIN_TEST_S3_BUCKET"),
+    ) else {
         assert!(
             std::env::var("SKEIN_TEST_REQUIRE_EXTERNAL").is_err(),
             "SKEIN_TEST_REQUIRE_EXTERNAL is set but SKEIN_TEST_S3_ENDPOINT/SKEIN_TEST_S3_BUCKET are not"

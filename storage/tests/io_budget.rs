@@ -9,7 +9,9 @@ use skein_storage::blocklist::read_meta;
 use skein_storage::counting::CountingStore;
 use skein_storage::store::{block_object, names};
 use skein_storage::synth::TraceGenerator;
-use skein_storage::{BlockList, BlockMeta, BlockReader, BlockWriter, Error, StorageConfig, Store, TenantId, TraceId};
+use skein_storage::{
+    BlockList, BlockMeta, BlockReader, BlockWriter, Error, StorageConfig, Store, TenantId, TraceId,
+};
 
 const T0: u64 = 1_750_000_000_000_000_000;
 
@@ -40,7 +42,11 @@ async fn block_with(store: Store, row_group_rows: usize) -> (BlockMeta, Vec<Trac
 async fn missing_trace_costs_one_bloom_read_and_no_data_read() {
     let counting = CountingStore::new(StorageConfig::Memory.open().unwrap());
     let (meta, ids) = block_with_row_groups(counting.clone()).await;
-    assert!(meta.row_groups.len() >= 8, "{} row groups", meta.row_groups.len());
+    assert!(
+        meta.row_groups.len() >= 8,
+        "{} row groups",
+        meta.row_groups.len()
+    );
     let reader = BlockReader::open(counting.clone(), meta.clone());
 
     // IDs between two present ones: inside the block's trace-ID range, so only the bloom
@@ -73,7 +79,14 @@ async fn missing_trace_costs_one_bloom_read_and_no_data_read() {
 
     // Outside the block's trace-ID range: no request at all.
     counting.reset();
-    assert!(reader.find_trace(&TraceId([0xFF; 16])).await.unwrap().is_empty() || ids.last() == Some(&TraceId([0xFF; 16])));
+    assert!(
+        reader
+            .find_trace(&TraceId([0xFF; 16]))
+            .await
+            .unwrap()
+            .is_empty()
+            || ids.last() == Some(&TraceId([0xFF; 16]))
+    );
     assert_eq!(counting.snapshot().gets, 0);
 }
 
@@ -82,15 +95,30 @@ async fn present_trace_reads_bloom_footer_and_its_row_group_only() {
     let counting = CountingStore::new(StorageConfig::Memory.open().unwrap());
     let (meta, ids) = block_with_row_groups(counting.clone()).await;
     let data_path = block_object(&meta.tenant, meta.block_id, names::DATA);
-    let data = counting.get(&data_path).await.unwrap().bytes().await.unwrap();
-    let footer = ParquetMetaDataReader::new().parse_and_finish(&data).unwrap();
+    let data = counting
+        .get(&data_path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let footer = ParquetMetaDataReader::new()
+        .parse_and_finish(&data)
+        .unwrap();
     let reader = BlockReader::open(counting.clone(), meta.clone());
 
-    for (n, id) in [ids[ids.len() / 3], ids[ids.len() / 2], ids[ids.len() - 1]].iter().enumerate() {
+    for (n, id) in [ids[ids.len() / 3], ids[ids.len() / 2], ids[ids.len() - 1]]
+        .iter()
+        .enumerate()
+    {
         counting.reset();
         let spans = reader.find_trace(id).await.unwrap();
         assert!(!spans.is_empty());
-        let rg = meta.row_groups.iter().position(|rg| rg.may_contain(id)).unwrap();
+        let rg = meta
+            .row_groups
+            .iter()
+            .position(|rg| rg.may_contain(id))
+            .unwrap();
         let rg_range = footer
             .row_group(rg)
             .columns()
@@ -102,14 +130,20 @@ async fn present_trace_reads_bloom_footer_and_its_row_group_only() {
             .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))
             .unwrap();
         let reads = counting.reads();
-        let data_reads: Vec<_> = reads.iter().filter(|r| r.path.ends_with(names::DATA)).collect();
+        let data_reads: Vec<_> = reads
+            .iter()
+            .filter(|r| r.path.ends_with(names::DATA))
+            .collect();
         let footer_reads = data_reads
             .iter()
             .filter(|r| r.range.as_ref().is_some_and(|x| x.end == meta.data_size))
             .count();
         // The footer is read once per reader, then cached.
         assert_eq!(footer_reads, usize::from(n == 0), "{reads:?}");
-        for r in data_reads.iter().filter(|r| r.range.as_ref().is_some_and(|x| x.end != meta.data_size)) {
+        for r in data_reads
+            .iter()
+            .filter(|r| r.range.as_ref().is_some_and(|x| x.end != meta.data_size))
+        {
             let range = r.range.clone().unwrap();
             assert!(
                 range.start >= rg_range.start && range.end <= rg_range.end,
@@ -122,9 +156,21 @@ async fn present_trace_reads_bloom_footer_and_its_row_group_only() {
             .map(|r| r.bytes)
             .sum();
         let rg_bytes = rg_range.end - rg_range.start;
-        assert!(bytes <= rg_bytes, "read {bytes} bytes of a {rg_bytes}-byte row group");
-        eprintln!("trace of {} spans: {bytes} bytes read of a {rg_bytes}-byte row group", spans.len());
-        assert_eq!(reads.iter().filter(|r| r.path.ends_with(names::BLOOM)).count(), 1);
+        assert!(
+            bytes <= rg_bytes,
+            "read {bytes} bytes of a {rg_bytes}-byte row group"
+        );
+        eprintln!(
+            "trace of {} spans: {bytes} bytes read of a {rg_bytes}-byte row group",
+            spans.len()
+        );
+        assert_eq!(
+            reads
+                .iter()
+                .filter(|r| r.path.ends_with(names::BLOOM))
+                .count(),
+            1
+        );
     }
 }
 
@@ -138,25 +184,50 @@ async fn page_index_limits_reads_within_a_row_group() {
     counting.reset();
     let spans = reader.find_trace(&ids[ids.len() / 2]).await.unwrap();
     assert!(!spans.is_empty());
-    let read: u64 = counting.reads().iter().filter(|r| r.path.ends_with(names::DATA)).map(|r| r.bytes).sum();
-    eprintln!("trace of {} spans: {read} bytes read of a {}-byte file", spans.len(), meta.data_size);
+    let read: u64 = counting
+        .reads()
+        .iter()
+        .filter(|r| r.path.ends_with(names::DATA))
+        .map(|r| r.bytes)
+        .sum();
+    eprintln!(
+        "trace of {} spans: {read} bytes read of a {}-byte file",
+        spans.len(),
+        meta.data_size
+    );
     // Dictionary pages of each column chunk are always read; data pages only where the
     // trace lies.
-    assert!(read < meta.data_size / 2, "read {read} of {} bytes", meta.data_size);
+    assert!(
+        read < meta.data_size / 2,
+        "read {read} of {} bytes",
+        meta.data_size
+    );
 }
 
 async fn corrupt_and_expect_error(object: &str, bytes: Vec<u8>) -> Error {
     let store = StorageConfig::Memory.open().unwrap();
     let spans = TraceGenerator::new(5, T0, 10_000_000).spans(500);
     let id = spans[0].trace_id().unwrap();
-    let meta = BlockWriter::new(store.clone()).write(&TenantId::new("bad").unwrap(), spans).await.unwrap();
+    let meta = BlockWriter::new(store.clone())
+        .write(&TenantId::new("bad").unwrap(), spans)
+        .await
+        .unwrap();
     let path = block_object(&meta.tenant, meta.block_id, object);
     let original = store.get(&path).await.unwrap().bytes().await.unwrap();
-    let replacement = if bytes.is_empty() { original[..original.len() / 2].to_vec() } else { bytes };
-    store.put(&path, PutPayload::from(replacement)).await.unwrap();
+    let replacement = if bytes.is_empty() {
+        original[..original.len() / 2].to_vec()
+    } else {
+        bytes
+    };
+    store
+        .put(&path, PutPayload::from(replacement))
+        .await
+        .unwrap();
     let reader = BlockReader::open(store.clone(), meta.clone());
     match object {
-        names::META => read_meta(&store, &meta.tenant, meta.block_id).await.unwrap_err(),
+        names::META => read_meta(&store, &meta.tenant, meta.block_id)
+            .await
+            .unwrap_err(),
         _ => {
             let err = reader.find_trace(&id).await.unwrap_err();
             if object == names::DATA {
@@ -176,11 +247,17 @@ async fn truncated_or_garbage_objects_give_typed_errors() {
         (names::BLOOM, vec![]),
         (names::BLOOM, b"garbage".to_vec()),
         (names::META, vec![]),
-        (names::META, b"{\"format_version\": 1, \"block_id\": 7}".to_vec()),
+        (
+            names::META,
+            b"{\"format_version\": 1, \"block_id\": 7}".to_vec(),
+        ),
     ] {
         let err = corrupt_and_expect_error(object, bytes.clone()).await;
         assert!(
-            matches!(err, Error::Corrupt { .. } | Error::Parquet(_) | Error::ObjectStore(_)),
+            matches!(
+                err,
+                Error::Corrupt { .. } | Error::Parquet(_) | Error::ObjectStore(_)
+            ),
             "{object} ({} bytes): unexpected {err:?}",
             bytes.len()
         );
@@ -192,18 +269,31 @@ async fn a_block_with_an_unreadable_meta_is_skipped_not_fatal() {
     let store = StorageConfig::Memory.open().unwrap();
     let tenant = TenantId::new("skip").unwrap();
     let writer = BlockWriter::new(store.clone());
-    let good = writer.write(&tenant, TraceGenerator::new(1, T0, 1).spans(50)).await.unwrap();
-    let bad = writer.write(&tenant, TraceGenerator::new(2, T0, 1).spans(50)).await.unwrap();
+    let good = writer
+        .write(&tenant, TraceGenerator::new(1, T0, 1).spans(50))
+        .await
+        .unwrap();
+    let bad = writer
+        .write(&tenant, TraceGenerator::new(2, T0, 1).spans(50))
+        .await
+        .unwrap();
     store
-        .put(&block_object(&tenant, bad.block_id, names::META), PutPayload::from_static(b"{oops"))
+        .put(
+            &block_object(&tenant, bad.block_id, names::META),
+            PutPayload::from_static(b"{oops"),
+        )
         .await
         .unwrap();
     let list = BlockList::new(store, std::time::Duration::from_secs(1));
     let blocks = list.blocks(&tenant).await.unwrap();
-    assert_eq!(blocks.iter().map(|m| m.block_id).collect::<Vec<_>>(), vec![good.block_id]);
+    assert_eq!(
+        blocks.iter().map(|m| m.block_id).collect::<Vec<_>>(),
+        vec![good.block_id]
+    );
 }
 
 #[test]
 fn counting_store_is_an_object_store() {
-    let _: Arc<dyn object_store::ObjectStore> = CountingStore::new(StorageConfig::Memory.open().unwrap());
+    let _: Arc<dyn object_store::ObjectStore> =
+        CountingStore::new(StorageConfig::Memory.open().unwrap());
 }

@@ -38,18 +38,34 @@ async fn pyarrow_reads_a_block() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = StorageConfig::Local { path: dir.path().to_path_buf() }.open().unwrap();
+    let store = StorageConfig::Local {
+        path: dir.path().to_path_buf(),
+    }
+    .open()
+    .unwrap();
     let spans = TraceGenerator::new(9, 1_750_000_000_000_000_000, 1_000_000).spans(5_000);
     let mut services: Vec<String> = spans.iter().map(|s| s.service_name().to_owned()).collect();
     services.sort();
     services.dedup();
     let first_keys_count = spans.len();
-    let meta = BlockWriter::new(store).write(&TenantId::new("py").unwrap(), spans).await.unwrap();
+    let meta = BlockWriter::new(store)
+        .write(&TenantId::new("py").unwrap(), spans)
+        .await
+        .unwrap();
     let path = dir
         .path()
         .join(block_object(&meta.tenant, meta.block_id, names::DATA).as_ref());
-    let out = Command::new(python).arg("-c").arg(SCRIPT).arg(&path).output().expect("run python");
-    assert!(out.status.success(), "pyarrow failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(&path)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "pyarrow failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["rows"], first_keys_count as u64);
     assert_eq!(v["row_groups"], meta.row_groups.len() as u64);

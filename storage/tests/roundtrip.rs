@@ -28,7 +28,9 @@ fn any_value() -> impl Strategy<Value = AnyValue> {
         any::<bool>().prop_map(Value::BoolValue),
         any::<i64>().prop_map(Value::IntValue),
         // NaN never equals itself; the storage keeps its bits, but the comparison can't.
-        any::<f64>().prop_filter("not NaN", |f| !f.is_nan()).prop_map(Value::DoubleValue),
+        any::<f64>()
+            .prop_filter("not NaN", |f| !f.is_nan())
+            .prop_map(Value::DoubleValue),
         vec(any::<u8>(), 0..40).prop_map(Value::BytesValue),
     ]
     .prop_map(|v| AnyValue { value: Some(v) });
@@ -41,7 +43,11 @@ fn any_value() -> impl Strategy<Value = AnyValue> {
                 value: Some(Value::KvlistValue(KeyValueList {
                     values: kvs
                         .into_iter()
-                        .map(|(key, v)| KeyValue { key, value: Some(v), ..Default::default() })
+                        .map(|(key, v)| KeyValue {
+                            key,
+                            value: Some(v),
+                            ..Default::default()
+                        })
                         .collect()
                 }))
             }),
@@ -64,7 +70,11 @@ fn key_value() -> impl Strategy<Value = KeyValue> {
         1 => Just(Some(AnyValue { value: None })),
         1 => Just(None),
     ];
-    (key, value).prop_map(|(key, value)| KeyValue { key, value, ..Default::default() })
+    (key, value).prop_map(|(key, value)| KeyValue {
+        key,
+        value,
+        ..Default::default()
+    })
 }
 
 fn attrs() -> impl Strategy<Value = Vec<KeyValue>> {
@@ -80,52 +90,83 @@ fn resource() -> impl Strategy<Value = (Resource, String)> {
         prop::bool::weighted(0.2),
         text(),
     )
-        .prop_map(|(mut attributes, dropped, service, keys, with_refs, schema_url)| {
-            attributes.push(KeyValue {
-                key: "service.name".into(),
-                value: Some(AnyValue { value: Some(Value::StringValue(service)) }),
-                ..Default::default()
-            });
-            let entity_refs = if with_refs {
-                vec![EntityRef {
-                    schema_url: "https://example.com".into(),
-                    r#type: "service".into(),
-                    id_keys: keys.clone(),
-                    description_keys: keys,
-                }]
-            } else {
-                vec![]
-            };
-            (Resource { attributes, dropped_attributes_count: dropped, entity_refs }, schema_url)
-        })
+        .prop_map(
+            |(mut attributes, dropped, service, keys, with_refs, schema_url)| {
+                attributes.push(KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(service)),
+                    }),
+                    ..Default::default()
+                });
+                let entity_refs = if with_refs {
+                    vec![EntityRef {
+                        schema_url: "https://example.com".into(),
+                        r#type: "service".into(),
+                        id_keys: keys.clone(),
+                        description_keys: keys,
+                    }]
+                } else {
+                    vec![]
+                };
+                (
+                    Resource {
+                        attributes,
+                        dropped_attributes_count: dropped,
+                        entity_refs,
+                    },
+                    schema_url,
+                )
+            },
+        )
 }
 
 fn scope() -> impl Strategy<Value = (InstrumentationScope, String)> {
-    (text(), text(), attrs(), any::<u32>(), text()).prop_map(|(name, version, attributes, dropped, url)| {
-        (InstrumentationScope { name, version, attributes, dropped_attributes_count: dropped }, url)
-    })
+    (text(), text(), attrs(), any::<u32>(), text()).prop_map(
+        |(name, version, attributes, dropped, url)| {
+            (
+                InstrumentationScope {
+                    name,
+                    version,
+                    attributes,
+                    dropped_attributes_count: dropped,
+                },
+                url,
+            )
+        },
+    )
 }
 
 fn event() -> impl Strategy<Value = span::Event> {
-    (any::<u64>(), text(), attrs(), any::<u32>()).prop_map(|(t, name, attributes, dropped)| span::Event {
-        time_unix_nano: t,
-        name,
-        attributes,
-        dropped_attributes_count: dropped,
+    (any::<u64>(), text(), attrs(), any::<u32>()).prop_map(|(t, name, attributes, dropped)| {
+        span::Event {
+            time_unix_nano: t,
+            name,
+            attributes,
+            dropped_attributes_count: dropped,
+        }
     })
 }
 
 fn link() -> impl Strategy<Value = span::Link> {
-    (vec(any::<u8>(), 16), vec(any::<u8>(), 8), text(), attrs(), any::<u32>(), any::<u32>()).prop_map(
-        |(trace_id, span_id, trace_state, attributes, dropped, flags)| span::Link {
-            trace_id,
-            span_id,
-            trace_state,
-            attributes,
-            dropped_attributes_count: dropped,
-            flags,
-        },
+    (
+        vec(any::<u8>(), 16),
+        vec(any::<u8>(), 8),
+        text(),
+        attrs(),
+        any::<u32>(),
+        any::<u32>(),
     )
+        .prop_map(
+            |(trace_id, span_id, trace_state, attributes, dropped, flags)| span::Link {
+                trace_id,
+                span_id,
+                trace_state,
+                attributes,
+                dropped_attributes_count: dropped,
+                flags,
+            },
+        )
 }
 
 /// Spans of a few traces; parents point at other spans of the trace, at spans that are not
@@ -136,7 +177,11 @@ fn spans(trace_ids: Vec<[u8; 16]>) -> impl Strategy<Value = Vec<Span>> {
         (
             0..n,
             any::<[u8; 8]>(),
-            prop_oneof![Just(None), any::<[u8; 8]>().prop_map(Some), (0usize..64).prop_map(|i| Some([i as u8; 8]))],
+            prop_oneof![
+                Just(None),
+                any::<[u8; 8]>().prop_map(Some),
+                (0usize..64).prop_map(|i| Some([i as u8; 8]))
+            ],
             (text(), any::<u32>(), text(), -1i32..7),
             (any::<u64>(), any::<u64>()),
             attrs(),
@@ -153,28 +198,44 @@ fn spans(trace_ids: Vec<[u8; 16]>) -> impl Strategy<Value = Vec<Span>> {
     .prop_map(move |raw| {
         raw.into_iter()
             .enumerate()
-            .map(|(i, (t, sid, parent, (trace_state, flags, name, kind), (start, end), attributes, events, links, dropped, status))| {
-                // Reuse small span IDs sometimes, so parents resolve and IDs collide.
-                let span_id = if i % 3 == 0 { [i as u8 % 64; 8] } else { sid };
-                Span {
-                    trace_id: trace_ids[t].to_vec(),
-                    span_id: span_id.to_vec(),
-                    trace_state,
-                    parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
-                    flags,
-                    name,
-                    kind,
-                    start_time_unix_nano: start,
-                    end_time_unix_nano: end,
-                    attributes,
-                    dropped_attributes_count: dropped.0,
-                    events,
-                    dropped_events_count: dropped.1,
-                    links,
-                    dropped_links_count: dropped.2,
-                    status,
-                }
-            })
+            .map(
+                |(
+                    i,
+                    (
+                        t,
+                        sid,
+                        parent,
+                        (trace_state, flags, name, kind),
+                        (start, end),
+                        attributes,
+                        events,
+                        links,
+                        dropped,
+                        status,
+                    ),
+                )| {
+                    // Reuse small span IDs sometimes, so parents resolve and IDs collide.
+                    let span_id = if i % 3 == 0 { [i as u8 % 64; 8] } else { sid };
+                    Span {
+                        trace_id: trace_ids[t].to_vec(),
+                        span_id: span_id.to_vec(),
+                        trace_state,
+                        parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
+                        flags,
+                        name,
+                        kind,
+                        start_time_unix_nano: start,
+                        end_time_unix_nano: end,
+                        attributes,
+                        dropped_attributes_count: dropped.0,
+                        events,
+                        dropped_events_count: dropped.1,
+                        links,
+                        dropped_links_count: dropped.2,
+                        status,
+                    }
+                },
+            )
             .collect()
     })
 }
@@ -196,7 +257,11 @@ fn otlp_batch() -> impl Strategy<Value = Vec<ResourceSpans>> {
                     schema_url: url,
                     scope_spans: scopes
                         .into_iter()
-                        .map(|(scope, url)| ScopeSpans { scope: Some(scope), spans: vec![], schema_url: url })
+                        .map(|(scope, url)| ScopeSpans {
+                            scope: Some(scope),
+                            spans: vec![],
+                            schema_url: url,
+                        })
                         .collect(),
                 })
                 .collect();
@@ -209,7 +274,10 @@ fn otlp_batch() -> impl Strategy<Value = Vec<ResourceSpans>> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 proptest! {
@@ -260,14 +328,25 @@ fn records_from_one_block_share_resources() {
         scope_spans: vec![ScopeSpans {
             scope: None,
             spans: (0..10u8)
-                .map(|i| Span { trace_id: vec![1; 16], span_id: vec![i + 1; 8], ..Default::default() })
+                .map(|i| Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![i + 1; 8],
+                    ..Default::default()
+                })
                 .collect(),
             schema_url: String::new(),
         }],
         schema_url: String::new(),
     }];
-    let meta = rt.block_on(BlockWriter::new(store.clone()).write(&tenant, spans_from_otlp(input))).unwrap();
-    let all = rt.block_on(BlockReader::open(store, meta).read_all()).unwrap();
+    let meta = rt
+        .block_on(BlockWriter::new(store.clone()).write(&tenant, spans_from_otlp(input)))
+        .unwrap();
+    let all = rt
+        .block_on(BlockReader::open(store, meta).read_all())
+        .unwrap();
     assert_eq!(all.len(), 10);
-    assert!(all.windows(2).all(|w| Arc::ptr_eq(&w[0].resource, &w[1].resource)));
+    assert!(
+        all.windows(2)
+            .all(|w| Arc::ptr_eq(&w[0].resource, &w[1].resource))
+    );
 }

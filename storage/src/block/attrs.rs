@@ -53,27 +53,46 @@ impl AttrListBuilder {
     pub(crate) fn push(&mut self, kv: &KeyValue) {
         self.len += 1;
         self.keys.append_value(&kv.key);
-        let (ty, s, i, d, b, raw): (AttrType, Option<&str>, _, _, _, Option<Vec<u8>>) =
-            match kv.value.as_ref() {
-                None => (AttrType::Absent, None, None, None, None, None),
-                Some(AnyValue { value: None }) => (AttrType::Empty, None, None, None, None, None),
-                Some(av @ AnyValue { value: Some(v) }) => match v {
-                    Value::StringValue(s) => (AttrType::String, Some(s.as_str()), None, None, None, None),
-                    Value::BoolValue(b) => (AttrType::Bool, None, None, None, Some(*b), None),
-                    Value::IntValue(i) => (AttrType::Int, None, Some(*i), None, None, None),
-                    Value::DoubleValue(d) => (AttrType::Double, None, None, Some(*d), None, None),
-                    Value::BytesValue(b) => (AttrType::Bytes, None, None, None, None, Some(b.clone())),
-                    Value::ArrayValue(_) => {
-                        (AttrType::Array, None, None, None, None, Some(av.encode_to_vec()))
-                    }
-                    Value::KvlistValue(_) => {
-                        (AttrType::KvList, None, None, None, None, Some(av.encode_to_vec()))
-                    }
-                    Value::StringValueStrindex(i) => {
-                        (AttrType::StrIndex, None, Some(i64::from(*i)), None, None, None)
-                    }
-                },
-            };
+        let (ty, s, i, d, b, raw): (AttrType, Option<&str>, _, _, _, Option<Vec<u8>>) = match kv
+            .value
+            .as_ref()
+        {
+            None => (AttrType::Absent, None, None, None, None, None),
+            Some(AnyValue { value: None }) => (AttrType::Empty, None, None, None, None, None),
+            Some(av @ AnyValue { value: Some(v) }) => match v {
+                Value::StringValue(s) => {
+                    (AttrType::String, Some(s.as_str()), None, None, None, None)
+                }
+                Value::BoolValue(b) => (AttrType::Bool, None, None, None, Some(*b), None),
+                Value::IntValue(i) => (AttrType::Int, None, Some(*i), None, None, None),
+                Value::DoubleValue(d) => (AttrType::Double, None, None, Some(*d), None, None),
+                Value::BytesValue(b) => (AttrType::Bytes, None, None, None, None, Some(b.clone())),
+                Value::ArrayValue(_) => (
+                    AttrType::Array,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(av.encode_to_vec()),
+                ),
+                Value::KvlistValue(_) => (
+                    AttrType::KvList,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(av.encode_to_vec()),
+                ),
+                Value::StringValueStrindex(i) => (
+                    AttrType::StrIndex,
+                    None,
+                    Some(i64::from(*i)),
+                    None,
+                    None,
+                    None,
+                ),
+            },
+        };
         self.types.append_value(ty as i8);
         self.strs.append_option(s);
         self.ints.append_option(i);
@@ -128,7 +147,13 @@ pub(crate) struct AttrListReader<'a> {
 fn field<'a, T: 'static>(s: &'a StructArray, name: &str) -> Result<&'a T> {
     s.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| Error::corrupt("data.parquet", "attribute list", format!("field {name} missing or mistyped")))
+        .ok_or_else(|| {
+            Error::corrupt(
+                "data.parquet",
+                "attribute list",
+                format!("field {name} missing or mistyped"),
+            )
+        })
 }
 
 impl<'a> AttrListReader<'a> {
@@ -141,7 +166,9 @@ impl<'a> AttrListReader<'a> {
             .values()
             .as_any()
             .downcast_ref::<StructArray>()
-            .ok_or_else(|| Error::corrupt("data.parquet", "attribute list", "not a list of structs"))?;
+            .ok_or_else(|| {
+                Error::corrupt("data.parquet", "attribute list", "not a list of structs")
+            })?;
         Ok(AttrListReader {
             list,
             keys: field(s, attr::KEY)?,
@@ -172,7 +199,8 @@ impl<'a> AttrListReader<'a> {
     }
 
     fn entry(&self, i: usize) -> Result<KeyValue> {
-        let bad = |reason: &str| Error::corrupt("data.parquet", "attribute list", reason.to_owned());
+        let bad =
+            |reason: &str| Error::corrupt("data.parquet", "attribute list", reason.to_owned());
         let ty = AttrType::from_i8(self.types.value(i))
             .ok_or_else(|| bad(&format!("unknown attribute type {}", self.types.value(i))))?;
         let value = match ty {

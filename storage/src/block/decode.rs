@@ -128,7 +128,10 @@ impl<'a> Columns<'a> {
                     } else if let Some(a) = c.as_any().downcast_ref::<Int64Array>() {
                         Ok(DedicatedColumn::Int(a))
                     } else {
-                        Err(corrupt(format!("column {} has an unexpected type", d.column)))
+                        Err(corrupt(format!(
+                            "column {} has an unexpected type",
+                            d.column
+                        )))
                     }
                 }
             })
@@ -183,7 +186,9 @@ impl<'a> Columns<'a> {
                 continue;
             }
             let value = match c {
-                DedicatedColumn::Str(a) if a.is_valid(row) => Value::StringValue(a.value(row).to_owned()),
+                DedicatedColumn::Str(a) if a.is_valid(row) => {
+                    Value::StringValue(a.value(row).to_owned())
+                }
                 DedicatedColumn::Int(a) if a.is_valid(row) => Value::IntValue(a.value(row)),
                 _ => continue,
             };
@@ -334,8 +339,11 @@ impl TraceAssembler {
                     s
                 }
             };
-            self.parents
-                .push(c.parent_index.is_valid(row).then(|| c.parent_index.value(row)));
+            self.parents.push(
+                c.parent_index
+                    .is_valid(row)
+                    .then(|| c.parent_index.value(row)),
+            );
             self.current.push(SpanRecord {
                 resource,
                 scope,
@@ -360,7 +368,10 @@ impl TraceAssembler {
                     .and_then(|p| trace.get(p))
                     .map(|parent| parent.span.span_id.clone())
                     .ok_or_else(|| {
-                        corrupt(format!("parent_index {p} outside its trace of {} rows", trace.len()))
+                        corrupt(format!(
+                            "parent_index {p} outside its trace of {} rows",
+                            trace.len()
+                        ))
                     })?;
                 trace[i].span.parent_span_id = parent_id;
             }
@@ -368,4 +379,3 @@ impl TraceAssembler {
         Ok(trace)
     }
 }
-

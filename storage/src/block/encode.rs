@@ -13,8 +13,8 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use prost::Message;
 
@@ -68,17 +68,25 @@ pub struct EncodedStats {
 /// Encodes spans into a Parquet file. Sorts them by (trace ID, start time, span ID).
 ///
 /// CPU-heavy: call it from a blocking thread, not from async code.
-pub fn encode_spans(mut spans: Vec<SpanRecord>, opts: &EncodeOptions) -> Result<(Bytes, EncodedStats)> {
+pub fn encode_spans(
+    mut spans: Vec<SpanRecord>,
+    opts: &EncodeOptions,
+) -> Result<(Bytes, EncodedStats)> {
     for s in &spans {
         s.trace_id()?;
         s.span_id()?;
     }
     spans.sort_by(|a, b| {
-        (&a.span.trace_id, a.span.start_time_unix_nano, &a.span.span_id).cmp(&(
-            &b.span.trace_id,
-            b.span.start_time_unix_nano,
-            &b.span.span_id,
-        ))
+        (
+            &a.span.trace_id,
+            a.span.start_time_unix_nano,
+            &a.span.span_id,
+        )
+            .cmp(&(
+                &b.span.trace_id,
+                b.span.start_time_unix_nano,
+                &b.span.span_id,
+            ))
     });
 
     let props = writer_properties(opts);
@@ -111,11 +119,23 @@ pub fn encode_spans(mut spans: Vec<SpanRecord>, opts: &EncodeOptions) -> Result<
         rg_last = id;
         i = j;
         if batch.rows >= opts.row_group_rows {
-            flush_row_group(&mut writer, &mut batch, &mut stats, rg_first.take(), rg_last)?;
+            flush_row_group(
+                &mut writer,
+                &mut batch,
+                &mut stats,
+                rg_first.take(),
+                rg_last,
+            )?;
         }
     }
     if batch.rows > 0 {
-        flush_row_group(&mut writer, &mut batch, &mut stats, rg_first.take(), rg_last)?;
+        flush_row_group(
+            &mut writer,
+            &mut batch,
+            &mut stats,
+            rg_first.take(),
+            rg_last,
+        )?;
     }
     stats.span_count = spans.len() as u64;
     if spans.is_empty() {
@@ -174,7 +194,8 @@ fn writer_properties(opts: &EncodeOptions) -> WriterProperties {
 }
 
 /// Dedicated column index by key, per scope.
-static SPAN_DEDICATED: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| dedicated_index(AttrScope::Span));
+static SPAN_DEDICATED: LazyLock<HashMap<&'static str, usize>> =
+    LazyLock::new(|| dedicated_index(AttrScope::Span));
 static RESOURCE_DEDICATED: LazyLock<HashMap<&'static str, usize>> =
     LazyLock::new(|| dedicated_index(AttrScope::Resource));
 
@@ -190,7 +211,8 @@ fn dedicated_index(scope: AttrScope) -> HashMap<&'static str, usize> {
 fn dedicated_fits(ty: DedicatedType, kv: &KeyValue) -> bool {
     matches!(
         (ty, kv.value.as_ref().and_then(|v| v.value.as_ref())),
-        (DedicatedType::Str, Some(Value::StringValue(_))) | (DedicatedType::Int, Some(Value::IntValue(_)))
+        (DedicatedType::Str, Some(Value::StringValue(_)))
+            | (DedicatedType::Int, Some(Value::IntValue(_)))
     )
 }
 
@@ -288,8 +310,16 @@ impl BatchBuilder {
 
     /// Appends every span of one trace (already sorted by start time).
     fn push_trace(&mut self, trace: &[SpanRecord]) -> Result<()> {
-        let trace_start = trace.iter().map(|s| s.span.start_time_unix_nano).min().unwrap_or(0);
-        let trace_end = trace.iter().map(|s| s.span.end_time_unix_nano).max().unwrap_or(0);
+        let trace_start = trace
+            .iter()
+            .map(|s| s.span.start_time_unix_nano)
+            .min()
+            .unwrap_or(0);
+        let trace_end = trace
+            .iter()
+            .map(|s| s.span.end_time_unix_nano)
+            .max()
+            .unwrap_or(0);
         let trace_duration = trace_end.saturating_sub(trace_start);
         // The earliest span without a parent is the root. A trace whose root has not arrived
         // (yet) has none; the querier fills the true root in across blocks.
@@ -298,7 +328,9 @@ impl BatchBuilder {
         // first row with the parent's span ID wins; any of them gives back the same ID.
         let mut position: HashMap<&[u8], i32> = HashMap::with_capacity(trace.len());
         for (i, s) in trace.iter().enumerate() {
-            position.entry(s.span.span_id.as_slice()).or_insert(i as i32);
+            position
+                .entry(s.span.span_id.as_slice())
+                .or_insert(i as i32);
         }
         let id = trace[0].span.trace_id.as_slice();
         for s in trace {
@@ -307,10 +339,15 @@ impl BatchBuilder {
             self.trace_id.append_value(id)?;
             self.trace_start.append_value(trace_start as i64);
             self.trace_duration.append_value(trace_duration as i64);
-            self.root_service.append_option(root.map(|r| r.service_name()));
-            self.root_name.append_option(root.map(|r| r.span.name.as_str()));
+            self.root_service
+                .append_option(root.map(|r| r.service_name()));
+            self.root_name
+                .append_option(root.map(|r| r.span.name.as_str()));
             self.span_id.append_value(&span.span_id)?;
-            match (span.parent_span_id.is_empty(), position.get(span.parent_span_id.as_slice())) {
+            match (
+                span.parent_span_id.is_empty(),
+                position.get(span.parent_span_id.as_slice()),
+            ) {
                 (true, _) => {
                     self.parent_index.append_null();
                     self.parent_span_id.append_null();
@@ -331,12 +368,15 @@ impl BatchBuilder {
             // Wrapping arithmetic keeps any pair of u64 times exact, even malformed ones.
             self.start_offset
                 .append_value(span.start_time_unix_nano.wrapping_sub(trace_start) as i64);
-            self.duration
-                .append_value(span.end_time_unix_nano.wrapping_sub(span.start_time_unix_nano) as i64);
+            self.duration.append_value(
+                span.end_time_unix_nano
+                    .wrapping_sub(span.start_time_unix_nano) as i64,
+            );
             let status = span.status.clone().unwrap_or_default();
             self.status_code.append_value(status.code);
             self.status_message.append_value(&status.message);
-            self.dropped_attrs.append_value(span.dropped_attributes_count);
+            self.dropped_attrs
+                .append_value(span.dropped_attributes_count);
             self.dropped_events.append_value(span.dropped_events_count);
             self.dropped_links.append_value(span.dropped_links_count);
             self.events.push(span.start_time_unix_nano, &span.events);
@@ -345,7 +385,8 @@ impl BatchBuilder {
             self.push_attrs(AttrScope::Span, &span.attributes);
             let resource = &s.resource;
             self.push_attrs(AttrScope::Resource, &resource.resource.attributes);
-            self.resource_dropped.append_value(resource.resource.dropped_attributes_count);
+            self.resource_dropped
+                .append_value(resource.resource.dropped_attributes_count);
             self.resource_schema_url.append_value(&resource.schema_url);
             if resource.resource.entity_refs.is_empty() {
                 self.resource_entity_refs.append_null();
@@ -354,7 +395,8 @@ impl BatchBuilder {
                     entity_refs: resource.resource.entity_refs.clone(),
                     ..Default::default()
                 };
-                self.resource_entity_refs.append_value(only_refs.encode_to_vec());
+                self.resource_entity_refs
+                    .append_value(only_refs.encode_to_vec());
             }
             let scope = &s.scope;
             self.scope_name.append_value(&scope.scope.name);
@@ -363,7 +405,8 @@ impl BatchBuilder {
                 self.scope_attrs.push(kv);
             }
             self.scope_attrs.finish_list();
-            self.scope_dropped.append_value(scope.scope.dropped_attributes_count);
+            self.scope_dropped
+                .append_value(scope.scope.dropped_attributes_count);
             self.scope_schema_url.append_value(&scope.schema_url);
         }
         Ok(())
@@ -391,7 +434,9 @@ impl BatchBuilder {
             if ded.scope != scope {
                 continue;
             }
-            let value = self.slots[d].and_then(|i| attrs[i].value.as_ref()).and_then(|v| v.value.as_ref());
+            let value = self.slots[d]
+                .and_then(|i| attrs[i].value.as_ref())
+                .and_then(|v| v.value.as_ref());
             match (&mut self.dedicated[d], value) {
                 (DedicatedBuilder::Str(b), Some(Value::StringValue(s))) => b.append_value(s),
                 (DedicatedBuilder::Int(b), Some(Value::IntValue(v))) => b.append_value(*v),
@@ -446,11 +491,19 @@ impl BatchBuilder {
     }
 }
 
-fn list_array(fields: arrow::datatypes::Fields, columns: Vec<ArrayRef>, offsets: &mut Vec<i32>) -> ArrayRef {
+fn list_array(
+    fields: arrow::datatypes::Fields,
+    columns: Vec<ArrayRef>,
+    offsets: &mut Vec<i32>,
+) -> ArrayRef {
     let values = StructArray::new(fields, columns, None);
     let offsets = std::mem::replace(offsets, vec![0]);
     Arc::new(ListArray::new(
-        Arc::new(Field::new("item", DataType::Struct(values.fields().clone()), false)),
+        Arc::new(Field::new(
+            "item",
+            DataType::Struct(values.fields().clone()),
+            false,
+        )),
         OffsetBuffer::new(offsets.into()),
         Arc::new(values),
         None,
@@ -481,7 +534,8 @@ impl EventsBuilder {
 
     fn push(&mut self, span_start: u64, events: &[crate::otlp::trace::v1::span::Event]) {
         for e in events {
-            self.time_offset.append_value(e.time_unix_nano.wrapping_sub(span_start) as i64);
+            self.time_offset
+                .append_value(e.time_unix_nano.wrapping_sub(span_start) as i64);
             self.name.append_value(&e.name);
             for kv in &e.attributes {
                 self.attrs.push(kv);
@@ -566,4 +620,3 @@ impl LinksBuilder {
         )
     }
 }
-

@@ -3,7 +3,9 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, Int64Array, StringArray, TimestampNanosecondArray};
+use arrow::array::{
+    Array, BooleanArray, FixedSizeBinaryArray, Int64Array, StringArray, TimestampNanosecondArray,
+};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -71,8 +73,12 @@ impl ScanFilter {
     fn matches_values(&self, start: u64, duration: i64, service: Option<&str>) -> bool {
         self.start_unix_nano.is_none_or(|t| start >= t)
             && self.end_unix_nano.is_none_or(|t| start <= t)
-            && self.min_duration_nanos.is_none_or(|d| duration >= 0 && duration as u64 >= d)
-            && self.max_duration_nanos.is_none_or(|d| duration >= 0 && duration as u64 <= d)
+            && self
+                .min_duration_nanos
+                .is_none_or(|d| duration >= 0 && duration as u64 >= d)
+            && self
+                .max_duration_nanos
+                .is_none_or(|d| duration >= 0 && duration as u64 <= d)
             && self
                 .service_name
                 .as_deref()
@@ -158,8 +164,12 @@ impl BlockReader {
                     .column(0)
                     .as_any()
                     .downcast_ref::<FixedSizeBinaryArray>()
-                    .ok_or_else(|| arrow::error::ArrowError::SchemaError("trace_id is not binary(16)".into()))?;
-                Ok(BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(&want.0[..])))))
+                    .ok_or_else(|| {
+                        arrow::error::ArrowError::SchemaError("trace_id is not binary(16)".into())
+                    })?;
+                Ok(BooleanArray::from_iter(
+                    ids.iter().map(|v| Some(v == Some(&want.0[..]))),
+                ))
             },
         );
         let stream = self
@@ -193,7 +203,8 @@ impl BlockReader {
                 .filter(|&rg| row_group_may_match(&footer, rg, &filter))
                 .collect();
             Ok::<_, Error>(futures::stream::iter(row_groups).then(move |rg| {
-                let (this, footer, filter) = (this.clone(), Arc::clone(&footer), Arc::clone(&filter));
+                let (this, footer, filter) =
+                    (this.clone(), Arc::clone(&footer), Arc::clone(&filter));
                 async move { this.scan_row_group(footer, rg, &filter).await }
             }))
         })
@@ -213,7 +224,10 @@ impl BlockReader {
         rg: usize,
         filter: &ScanFilter,
     ) -> Result<Vec<SpanRecord>> {
-        let mut builder = self.builder(Arc::clone(&footer)).await?.with_row_groups(vec![rg]);
+        let mut builder = self
+            .builder(Arc::clone(&footer))
+            .await?
+            .with_row_groups(vec![rg]);
         if !filter.is_empty() {
             let Some(selection) = self.first_pass(Arc::clone(&footer), rg, filter).await? else {
                 return Ok(Vec::new());
@@ -293,7 +307,10 @@ impl BlockReader {
         if ranges.is_empty() {
             return Ok(None);
         }
-        Ok(Some(RowSelection::from_consecutive_ranges(ranges.into_iter(), total_rows)))
+        Ok(Some(RowSelection::from_consecutive_ranges(
+            ranges.into_iter(),
+            total_rows,
+        )))
     }
 
     async fn builder(
@@ -303,8 +320,10 @@ impl BlockReader {
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let metadata = ArrowReaderMetadata::try_new(footer, options)?;
         // Selectors (not a bitmask) let the reader skip the pages holding no selected row.
-        Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(self.object_reader(), metadata)
-            .with_row_selection_policy(RowSelectionPolicy::Selectors))
+        Ok(
+            ParquetRecordBatchStreamBuilder::new_with_metadata(self.object_reader(), metadata)
+                .with_row_selection_policy(RowSelectionPolicy::Selectors),
+        )
     }
 
     fn object_reader(&self) -> ObjectReader {
@@ -327,7 +346,9 @@ impl BlockReader {
                     .load_and_finish(&mut reader, self.meta.data_size)
                     .await
                     .map_err(|e| match e {
-                        parquet::errors::ParquetError::External(inner) => match inner.downcast::<Error>() {
+                        parquet::errors::ParquetError::External(inner) => match inner
+                            .downcast::<Error>()
+                        {
                             Ok(e) => *e,
                             Err(other) => Error::corrupt("data.parquet", self.data_path(), other),
                         },
@@ -368,12 +389,17 @@ fn row_group_may_match(footer: &ParquetMetaData, rg: usize, filter: &ScanFilter)
             _ => None,
         }
     };
-    let (Some((min_start, max_start)), Some((_, max_duration))) = (stat(col::TRACE_START), stat(col::TRACE_DURATION))
+    let (Some((min_start, max_start)), Some((_, max_duration))) =
+        (stat(col::TRACE_START), stat(col::TRACE_DURATION))
     else {
         return true;
     };
-    let (min_start, latest) = (min_start as u64, (max_start as u64).saturating_add(max_duration.max(0) as u64));
-    filter.end_unix_nano.is_none_or(|end| min_start <= end) && filter.start_unix_nano.is_none_or(|start| latest >= start)
+    let (min_start, latest) = (
+        min_start as u64,
+        (max_start as u64).saturating_add(max_duration.max(0) as u64),
+    );
+    filter.end_unix_nano.is_none_or(|end| min_start <= end)
+        && filter.start_unix_nano.is_none_or(|start| latest >= start)
 }
 
 /// `AsyncFileReader` over an object store, with the file size known from the block meta so
@@ -390,11 +416,26 @@ fn to_parquet_err(e: object_store::Error) -> parquet::errors::ParquetError {
 
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(to_parquet_err) }.boxed()
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(to_parquet_err)
+        }
+        .boxed()
     }
 
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(to_parquet_err) }.boxed()
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(to_parquet_err)
+        }
+        .boxed()
     }
 
     fn get_metadata<'a>(

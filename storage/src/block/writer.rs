@@ -37,7 +37,11 @@ pub struct EncodedBlock {
 }
 
 /// Encodes spans into a block. CPU-heavy: run it on a blocking thread.
-pub fn encode_block(tenant: &TenantId, spans: Vec<SpanRecord>, opts: &WriteOptions) -> Result<EncodedBlock> {
+pub fn encode_block(
+    tenant: &TenantId,
+    spans: Vec<SpanRecord>,
+    opts: &WriteOptions,
+) -> Result<EncodedBlock> {
     if spans.is_empty() {
         return Err(Error::invalid("block", "a block needs at least one span"));
     }
@@ -89,7 +93,8 @@ impl BlockWriter {
 
     /// Encodes `spans` (off the async runtime) and uploads the block. Returns its meta.
     pub async fn write(&self, tenant: &TenantId, spans: Vec<SpanRecord>) -> Result<BlockMeta> {
-        self.write_with(tenant, spans, WriteOptions::default()).await
+        self.write_with(tenant, spans, WriteOptions::default())
+            .await
     }
 
     /// Like [`write`](Self::write), with options.
@@ -100,7 +105,8 @@ impl BlockWriter {
         opts: WriteOptions,
     ) -> Result<BlockMeta> {
         let tenant_owned = tenant.clone();
-        let block = tokio::task::spawn_blocking(move || encode_block(&tenant_owned, spans, &opts)).await??;
+        let block = tokio::task::spawn_blocking(move || encode_block(&tenant_owned, spans, &opts))
+            .await??;
         self.upload(block).await
     }
 
@@ -117,7 +123,10 @@ impl BlockWriter {
         let bloom_put = self.store.put(&bloom_path, PutPayload::from_bytes(bloom));
         futures::try_join!(data_put, bloom_put)?;
         self.store
-            .put(&block_object(tenant, id, names::META), PutPayload::from(meta.to_json()))
+            .put(
+                &block_object(tenant, id, names::META),
+                PutPayload::from(meta.to_json()),
+            )
             .await?;
         Ok(meta)
     }
