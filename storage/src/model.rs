@@ -120,7 +120,8 @@ pub fn spans_from_otlp(resource_spans: Vec<ResourceSpans>) -> Vec<SpanRecord> {
 /// Groups span records back into OTLP `ResourceSpans`, one per distinct resource and, inside
 /// it, one `ScopeSpans` per distinct scope, in order of first appearance.
 pub fn spans_to_otlp(spans: impl IntoIterator<Item = SpanRecord>) -> Vec<ResourceSpans> {
-    let mut groups: Vec<(Arc<ResourceInfo>, Vec<(Arc<ScopeInfo>, Vec<Span>)>)> = Vec::new();
+    type ScopeGroup = (Arc<ScopeInfo>, Vec<Span>);
+    let mut groups: Vec<(Arc<ResourceInfo>, Vec<ScopeGroup>)> = Vec::new();
     for rec in spans {
         // Records read from one block share `Arc`s, so pointer equality finds the group
         // almost always; value equality keeps it right for records from different sources.
