@@ -14,7 +14,7 @@
 //! # async fn example() -> skein_storage::Result<()> {
 //! use skein_storage::{BlockWriter, BlockReader, StorageConfig, TenantId, TraceId};
 //!
-//! let store = StorageConfig::Memory.open()?;
+//! let store = StorageConfig::Memory {}.open()?;
 //! let tenant = TenantId::new("team-a")?;
 //! let spans = Vec::new(); // spans from `skein_storage::model::spans_from_otlp`
 //! let meta = BlockWriter::new(store.clone()).write(&tenant, spans).await?;

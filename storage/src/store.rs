@@ -25,7 +25,7 @@ pub type Store = Arc<dyn ObjectStore>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StorageConfig {
-    /// A directory on local disk (the default: `./data`).
+    /// A directory on local disk (the default: `./data/blocks`).
     Local {
         /// Directory holding the bucket's objects; created if missing.
         #[serde(default = "default_local_path")]
@@ -33,12 +33,13 @@ pub enum StorageConfig {
     },
     /// An S3-compatible bucket (AWS S3, MinIO, SeaweedFS, Ceph, R2, …).
     S3(S3Config),
-    /// Process memory; everything is lost at exit. For tests.
-    Memory,
+    /// Process memory; everything is lost at exit. For tests. (A struct variant, so that
+    /// `deny_unknown_fields` rejects stray keys next to `backend = "memory"`.)
+    Memory {},
 }
 
 fn default_local_path() -> PathBuf {
-    PathBuf::from("./data")
+    PathBuf::from("./data/blocks")
 }
 
 impl Default for StorageConfig {
@@ -102,7 +103,7 @@ impl StorageConfig {
                 // Remove empty directories left behind when a block is deleted.
                 Ok(Arc::new(fs.with_automatic_cleanup(true)))
             }
-            StorageConfig::Memory => Ok(Arc::new(InMemory::new())),
+            StorageConfig::Memory {} => Ok(Arc::new(InMemory::new())),
             StorageConfig::S3(s3) => s3.open(),
         }
     }
@@ -197,4 +198,45 @@ pub async fn list_tenants(store: &dyn ObjectStore) -> Result<Vec<TenantId>> {
         .collect();
     tenants.sort();
     Ok(tenants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_rejects_unknown_keys_for_every_backend() {
+        for bad in [
+            r#"{"backend":"memory","path":"x"}"#,
+            r#"{"backend":"local","path":"x","bucket":"b"}"#,
+            r#"{"backend":"s3","bucket":"b","prefix":"p"}"#,
+            r#"{"backend":"gcs"}"#,
+        ] {
+            assert!(serde_json::from_str::<StorageConfig>(bad).is_err(), "{bad}");
+        }
+        let ok: StorageConfig = serde_json::from_str(r#"{"backend":"memory"}"#).unwrap();
+        assert_eq!(ok, StorageConfig::Memory {});
+        let local: StorageConfig = serde_json::from_str(r#"{"backend":"local"}"#).unwrap();
+        assert_eq!(local, StorageConfig::default());
+    }
+
+    #[test]
+    fn s3_debug_never_prints_the_secret() {
+        let c = S3Config {
+            bucket: "b".into(),
+            secret_access_key: "hunter2".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn paths_are_built_from_validated_ids() {
+        let t = TenantId::new("team-a").unwrap();
+        let b = BlockId::new();
+        assert_eq!(
+            block_object(&t, b, names::META).as_ref(),
+            format!("team-a/{b}/meta.json")
+        );
+    }
 }

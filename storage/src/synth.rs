@@ -135,6 +135,8 @@ pub struct TraceGenerator {
     pub next_start_unix_nano: u64,
     /// Gap between trace starts, ns.
     pub interval_nanos: u64,
+    request_id: String,
+    client_ip: String,
 }
 
 impl TraceGenerator {
@@ -183,6 +185,8 @@ impl TraceGenerator {
             scopes,
             next_start_unix_nano: start_unix_nano,
             interval_nanos,
+            request_id: String::new(),
+            client_ip: String::new(),
         }
     }
 
@@ -200,6 +204,15 @@ impl TraceGenerator {
         self.next_start_unix_nano += self.interval_nanos;
         let failed = self.rng.chance(0.02);
         let user = self.rng.below(50_000);
+        // Per-trace facts, the same on every span of the trace, as real propagation makes
+        // them: the request ID and the user's session and address.
+        self.request_id = format!("{:08x}", self.rng.next_u64() as u32);
+        self.client_ip = format!(
+            "10.{}.{}.{}",
+            self.rng.below(4),
+            self.rng.below(256),
+            self.rng.below(256)
+        );
         let mut out = Vec::with_capacity(target_spans);
         let (method, route) = *self.rng.pick(ROUTES);
         let root_duration = self.rng.duration(40_000);
@@ -324,24 +337,21 @@ impl TraceGenerator {
         a.push(s("server.address", SERVICES[service].0));
         a.push(i("server.port", 8080));
         a.push(s("network.protocol.version", "1.1"));
-        a.push(s(
-            "client.address",
-            format!(
-                "10.{}.{}.{}",
-                self.rng.below(4),
-                self.rng.below(256),
-                self.rng.below(256)
-            ),
-        ));
+        // The root sees the end user's address; inner servers see a caller pod's.
+        let client = match parent {
+            None => self.client_ip.clone(),
+            Some(_) => format!("10.1.{}.{}", service, self.rng.below(3)),
+        };
+        a.push(s("client.address", client));
         a.push(s("user_agent.original", *self.rng.pick(AGENTS)));
         a.push(i("http.request.body.size", self.rng.below(4096) as i64));
         a.push(i("http.response.body.size", self.rng.below(65536) as i64));
         a.push(s("enduser.id", format!("user-{user}")));
-        a.push(s("session.id", format!("{:016x}", self.rng.next_u64())));
         a.push(s(
-            "app.request.id",
-            format!("{:08x}", self.rng.next_u64() as u32),
+            "session.id",
+            format!("{:016x}", user.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         ));
+        a.push(s("app.request.id", self.request_id.clone()));
         self.common_attrs(&mut span.attributes, service);
         if failed {
             span.status = Some(Status {
@@ -409,10 +419,7 @@ impl TraceGenerator {
         a.push(i("http.request.resend_count", 0));
         a.push(i("http.request.body.size", self.rng.below(2048) as i64));
         a.push(i("http.response.body.size", self.rng.below(16384) as i64));
-        a.push(s(
-            "app.request.id",
-            format!("{:08x}", self.rng.next_u64() as u32),
-        ));
+        a.push(s("app.request.id", self.request_id.clone()));
         a.push(s("rpc.system", "http"));
         a.push(s("rpc.service", host));
         a.push(s("rpc.method", route));

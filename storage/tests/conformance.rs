@@ -198,7 +198,7 @@ async fn conformance(store: Store) {
 
 #[tokio::test]
 async fn conformance_memory() {
-    conformance(StorageConfig::Memory.open().unwrap()).await;
+    conformance(StorageConfig::Memory {}.open().unwrap()).await;
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ fn fixtures() -> Vec<(String, TracesData)> {
 
 #[tokio::test]
 async fn every_fixture_round_trips_through_a_block() {
-    let store = StorageConfig::Memory.open().unwrap();
+    let store = StorageConfig::Memory {}.open().unwrap();
     for (i, (name, data)) in fixtures().into_iter().enumerate() {
         // Several fixtures share a trace ID: one tenant each keeps them apart.
         let tenant = TenantId::new(&format!("fixture-{i}")).unwrap();

@@ -40,7 +40,7 @@ async fn block_with(store: Store, row_group_rows: usize) -> (BlockMeta, Vec<Trac
 
 #[tokio::test]
 async fn missing_trace_costs_one_bloom_read_and_no_data_read() {
-    let counting = CountingStore::new(StorageConfig::Memory.open().unwrap());
+    let counting = CountingStore::new(StorageConfig::Memory {}.open().unwrap());
     let (meta, ids) = block_with_row_groups(counting.clone()).await;
     assert!(
         meta.row_groups.len() >= 8,
@@ -92,7 +92,7 @@ async fn missing_trace_costs_one_bloom_read_and_no_data_read() {
 
 #[tokio::test]
 async fn present_trace_reads_bloom_footer_and_its_row_group_only() {
-    let counting = CountingStore::new(StorageConfig::Memory.open().unwrap());
+    let counting = CountingStore::new(StorageConfig::Memory {}.open().unwrap());
     let (meta, ids) = block_with_row_groups(counting.clone()).await;
     let data_path = block_object(&meta.tenant, meta.block_id, names::DATA);
     let data = counting
@@ -176,7 +176,7 @@ async fn present_trace_reads_bloom_footer_and_its_row_group_only() {
 
 #[tokio::test]
 async fn page_index_limits_reads_within_a_row_group() {
-    let counting = CountingStore::new(StorageConfig::Memory.open().unwrap());
+    let counting = CountingStore::new(StorageConfig::Memory {}.open().unwrap());
     let (meta, ids) = block_with(counting.clone(), 1_000_000).await;
     assert_eq!(meta.row_groups.len(), 1);
     let reader = BlockReader::open(counting.clone(), meta.clone());
@@ -205,7 +205,7 @@ async fn page_index_limits_reads_within_a_row_group() {
 }
 
 async fn corrupt_and_expect_error(object: &str, bytes: Vec<u8>) -> Error {
-    let store = StorageConfig::Memory.open().unwrap();
+    let store = StorageConfig::Memory {}.open().unwrap();
     let spans = TraceGenerator::new(5, T0, 10_000_000).spans(500);
     let id = spans[0].trace_id().unwrap();
     let meta = BlockWriter::new(store.clone())
@@ -266,7 +266,7 @@ async fn truncated_or_garbage_objects_give_typed_errors() {
 
 #[tokio::test]
 async fn a_block_with_an_unreadable_meta_is_skipped_not_fatal() {
-    let store = StorageConfig::Memory.open().unwrap();
+    let store = StorageConfig::Memory {}.open().unwrap();
     let tenant = TenantId::new("skip").unwrap();
     let writer = BlockWriter::new(store.clone());
     let good = writer
@@ -295,5 +295,5 @@ async fn a_block_with_an_unreadable_meta_is_skipped_not_fatal() {
 #[test]
 fn counting_store_is_an_object_store() {
     let _: Arc<dyn object_store::ObjectStore> =
-        CountingStore::new(StorageConfig::Memory.open().unwrap());
+        CountingStore::new(StorageConfig::Memory {}.open().unwrap());
 }

@@ -286,7 +286,7 @@ proptest! {
     #[test]
     fn otlp_block_otlp_is_lossless(input in otlp_batch()) {
         let rt = runtime();
-        let store = StorageConfig::Memory.open().unwrap();
+        let store = StorageConfig::Memory {}.open().unwrap();
         let tenant = TenantId::new("prop").unwrap();
         let spans = spans_from_otlp(input.clone());
         let meta = rt.block_on(BlockWriter::new(store.clone()).write(&tenant, spans)).unwrap();
@@ -321,7 +321,7 @@ proptest! {
 #[test]
 fn records_from_one_block_share_resources() {
     let rt = runtime();
-    let store = StorageConfig::Memory.open().unwrap();
+    let store = StorageConfig::Memory {}.open().unwrap();
     let tenant = TenantId::new("t").unwrap();
     let input = vec![ResourceSpans {
         resource: Some(Resource::default()),

@@ -1,0 +1,237 @@
+//! The HTTP routers: the Tempo-compatible API server and the Jaeger-compatible one.
+//!
+//! Errors are JSON objects `{"error": "..."}` with a message a user can act on, including for
+//! unknown paths and wrong methods, so that a client never has to parse an HTML or empty body.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+/// What `GET /api/status/buildinfo` reports.
+///
+/// The JSON keys are Tempo's (which are Prometheus's) so that tools probing a Tempo-compatible
+/// backend understand it; `goVersion` carries the Rust compiler version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    /// Skein's version, e.g. `0.1.0`.
+    pub version: String,
+    /// Source revision the binary was built from, `unknown` when not recorded.
+    pub revision: String,
+    /// Source branch the binary was built from, `unknown` when not recorded.
+    pub branch: String,
+    /// Who built the binary, empty when not recorded.
+    pub build_user: String,
+    /// When the binary was built, `unknown` when not recorded.
+    pub build_date: String,
+    /// The Rust compiler that built the binary, under Tempo's key.
+    #[serde(rename = "goVersion")]
+    pub rust_version: String,
+}
+
+/// An error answered as `{"error": message}` with an HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with the given status and a message for the user.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(ErrorBody {
+            error: &self.message,
+        });
+        (self.status, body).into_response()
+    }
+}
+
+/// The API server on `server.http_listen`.
+pub fn router(build_info: BuildInfo) -> Router {
+    Router::new()
+        .route("/ready", get(ready))
+        .route("/api/echo", get(echo))
+        .route("/api/status/buildinfo", get(buildinfo))
+        .with_state(Arc::new(build_info))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The Jaeger-compatible server on `server.jaeger_listen`. The Jaeger query APIs are not
+/// implemented yet, so every request gets a JSON 404 that says so.
+pub fn jaeger_router() -> Router {
+    Router::new().fallback(jaeger_not_implemented)
+}
+
+/// Readiness probe. Once the server accepts connections it is ready: there is nothing the
+/// querier needs to load first yet.
+async fn ready() -> &'static str {
+    "ready"
+}
+
+/// Tempo's `/api/echo`, which Grafana's Tempo data source calls to test the connection.
+async fn echo() -> &'static str {
+    "echo"
+}
+
+async fn buildinfo(State(info): State<Arc<BuildInfo>>) -> Json<BuildInfo> {
+    Json(BuildInfo::clone(&info))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn jaeger_not_implemented(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route for {method} {}: the jaeger query api is not implemented yet",
+            uri.path()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn build_info() -> BuildInfo {
+        BuildInfo {
+            version: "1.2.3".into(),
+            revision: "abc123".into(),
+            branch: "main".into(),
+            build_user: "ci".into(),
+            build_date: "2026-11-22T00:00:00Z".into(),
+            rust_version: "rustc 1.95.0".into(),
+        }
+    }
+
+    /// Sends one request and returns status, content type and body.
+    async fn call(router: Router, method: Method, path: &str) -> (StatusCode, String, String) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .expect("valid request");
+        let response = router.oneshot(request).await.expect("infallible router");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body fits");
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).expect("utf-8 body"),
+        )
+    }
+
+    fn error_message(body: &str) -> String {
+        let value: serde_json::Value = serde_json::from_str(body).expect("json error body");
+        value["error"]
+            .as_str()
+            .expect("an \"error\" string")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn ready_and_echo_answer_like_tempo() {
+        let (status, _, body) = call(router(build_info()), Method::GET, "/ready").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ready"));
+        let (status, _, body) = call(router(build_info()), Method::GET, "/api/echo").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "echo"));
+    }
+
+    #[tokio::test]
+    async fn buildinfo_uses_tempo_keys() {
+        let (status, content_type, body) =
+            call(router(build_info()), Method::GET, "/api/status/buildinfo").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type, "application/json");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "version": "1.2.3",
+                "revision": "abc123",
+                "branch": "main",
+                "buildUser": "ci",
+                "buildDate": "2026-11-22T00:00:00Z",
+                "goVersion": "rustc 1.95.0",
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_get_a_json_404() {
+        let (status, content_type, body) =
+            call(router(build_info()), Method::GET, "/api/nothing-here").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(error_message(&body), "no route for GET /api/nothing-here");
+    }
+
+    #[tokio::test]
+    async fn wrong_methods_get_a_json_405() {
+        let (status, content_type, body) = call(router(build_info()), Method::POST, "/ready").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(error_message(&body), "method POST is not allowed on /ready");
+    }
+
+    #[tokio::test]
+    async fn the_jaeger_server_says_it_is_not_implemented() {
+        let (status, content_type, body) =
+            call(jaeger_router(), Method::GET, "/api/services").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(content_type, "application/json");
+        assert!(
+            error_message(&body).contains("not implemented yet"),
+            "unexpected body: {body}"
+        );
+    }
+}

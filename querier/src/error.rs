@@ -1,0 +1,33 @@
+//! The one error type of `skein-querier`.
+
+use std::net::SocketAddr;
+
+/// Errors that stop the querier role.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listening socket could not be opened, typically because the port is taken.
+    #[error("cannot listen on {addr} for the {server}: {source}")]
+    Bind {
+        /// Which server, e.g. "http api".
+        server: &'static str,
+        /// The configured address.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server stopped with an I/O error while serving.
+    #[error("the {server} on {addr} failed: {source}")]
+    Serve {
+        /// Which server, e.g. "http api".
+        server: &'static str,
+        /// The address it was serving on.
+        addr: SocketAddr,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for the querier.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

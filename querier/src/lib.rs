@@ -1,0 +1,39 @@
+//! # skein-querier
+//!
+//! The read path of Skein. This crate will own every way of getting traces back out:
+//!
+//! - **Trace by ID** as a funnel in which each step avoids I/O the next would make
+//!   unnecessary: time hint → block list pruned by time → per-block bloom filter (cached) →
+//!   row group by trace-ID statistics → only that trace's rows, plus the ingesters' live data,
+//!   merged with identical duplicates removed.
+//! - **Search** by service, span name, tags, duration and time range: the tag index on
+//!   compacted blocks, predicate pushdown on fresh blocks, live data from ingesters; results
+//!   newest first with true trace summaries.
+//! - **HTTP APIs**: the Tempo API (so Grafana's Tempo data source works), the Jaeger query
+//!   APIs v1 and v3 (Jaeger UI, Grafana's Jaeger data source) and Skein's own web UI.
+//!
+//! What exists today is the serving skeleton: [`run`] binds the API server
+//! (`server.http_listen`, default `:3200`) and the Jaeger-compatible server
+//! (`server.jaeger_listen`, default `:16686`). The API server answers `GET /ready`,
+//! `GET /api/echo` and `GET /api/status/buildinfo` like Tempo does; every other path, and the
+//! whole Jaeger server for now, answers a JSON 404 (see [`api`]).
+
+pub mod api;
+mod error;
+mod server;
+
+use serde::{Deserialize, Serialize};
+
+pub use api::{ApiError, BuildInfo};
+pub use error::{Error, Result};
+pub use server::{Listeners, run};
+
+/// The `[querier]` section of the configuration.
+///
+/// It has no settings yet; caches, concurrency and timeouts come with the query path. The
+/// section is accepted (and unknown keys in it rejected) so that configuration files can
+/// already name it. The addresses the querier serves on are process-wide and live in
+/// `[server]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerierConfig {}

@@ -1,0 +1,110 @@
+//! Binding and serving the querier's HTTP servers.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use skein_storage::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::QuerierConfig;
+use crate::api::{self, BuildInfo};
+use crate::error::{Error, Result};
+
+/// Where the querier serves, from the process-wide `[server]` section.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    /// The Tempo-compatible API and the web UI.
+    pub http_listen: SocketAddr,
+    /// The Jaeger-compatible query API.
+    pub jaeger_listen: SocketAddr,
+}
+
+const HTTP_API: &str = "http api";
+const JAEGER_API: &str = "jaeger api";
+
+/// Runs the querier role until `shutdown` is cancelled.
+///
+/// Both sockets are bound before anything is served, so a taken port fails the start with an
+/// error that names the address instead of leaving a half-started process. On shutdown the
+/// servers stop accepting connections and finish the requests in flight.
+pub async fn run(
+    _config: QuerierConfig,
+    listeners: Listeners,
+    build_info: BuildInfo,
+    store: Store,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let http = bind(HTTP_API, listeners.http_listen).await?;
+    let jaeger = bind(JAEGER_API, listeners.jaeger_listen).await?;
+    tracing::info!(
+        http_listen = %http.addr,
+        jaeger_listen = %jaeger.addr,
+        %store,
+        "querier started"
+    );
+    tokio::try_join!(
+        serve(http, api::router(build_info), shutdown.clone()),
+        serve(jaeger, api::jaeger_router(), shutdown),
+    )?;
+    tracing::info!("querier stopped");
+    Ok(())
+}
+
+/// A bound socket and what it is for.
+struct Bound {
+    server: &'static str,
+    /// The address actually bound; it differs from the configured one when the port is 0.
+    addr: SocketAddr,
+    listener: TcpListener,
+}
+
+async fn bind(server: &'static str, addr: SocketAddr) -> Result<Bound> {
+    let bind_error = |source| Error::Bind {
+        server,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok(Bound {
+        server,
+        addr,
+        listener,
+    })
+}
+
+async fn serve(bound: Bound, router: Router, shutdown: CancellationToken) -> Result<()> {
+    let Bound {
+        server,
+        addr,
+        listener,
+    } = bound;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(|source| Error::Serve {
+            server,
+            addr,
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_port_fails_with_an_error_naming_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let addr = taken.local_addr().expect("local addr");
+        let Err(err) = bind(HTTP_API, addr).await else {
+            panic!("binding {addr} twice should fail");
+        };
+        let message = err.to_string();
+        assert!(
+            message.contains(&addr.to_string()) && message.contains("http api"),
+            "the error should name the server and the address: {message}"
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! Starting the selected roles over one object store, and stopping them.
+//!
+//! Every role is a task that runs until a shared [`CancellationToken`] is cancelled. The
+//! process stops when SIGINT or SIGTERM arrives (exit 0 once the roles have finished) or when
+//! a role fails or ends on its own (exit 1, after stopping the others): a process missing one
+//! of its roles must not look healthy.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Role;
+use crate::config::Config;
+
+/// How long the roles get to finish their work after a shutdown signal. Kubernetes waits 30 s
+/// before SIGKILL by default; stopping a little earlier lets the process exit on its own terms.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Opens the storage, runs `roles` and returns when they have stopped.
+pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
+    // Listen for signals before anything starts, so that an early SIGTERM is not lost.
+    let mut signals = Signals::new()?;
+    let store = config
+        .storage
+        .open()
+        .context("cannot open the storage configured in [storage]")?;
+    tracing::info!(%store, "storage opened");
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = RoleTasks::default();
+    for &role in &roles {
+        let store = store.clone();
+        let shutdown = shutdown.clone();
+        match role {
+            Role::Ingester => {
+                let ingester = config.ingester.clone();
+                tasks.spawn(role, async move {
+                    skein_ingester::run(ingester, store, shutdown).await;
+                    Ok(())
+                });
+            }
+            Role::Querier => {
+                let querier = config.querier.clone();
+                let listeners = skein_querier::Listeners {
+                    http_listen: config.server.http_listen,
+                    jaeger_listen: config.server.jaeger_listen,
+                };
+                let build_info = crate::build_info();
+                tasks.spawn(role, async move {
+                    skein_querier::run(querier, listeners, build_info, store, shutdown).await?;
+                    Ok(())
+                });
+            }
+            Role::Compactor => {
+                let compactor = config.compactor.clone();
+                tasks.spawn(role, async move {
+                    skein_compactor::run(compactor, store, shutdown).await;
+                    Ok(())
+                });
+            }
+        }
+    }
+    let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+    tracing::info!(roles = %names.join(","), "starting roles");
+
+    let mut result = tokio::select! {
+        name = signals.recv() => {
+            tracing::info!(signal = name, "shutting down");
+            Ok(())
+        }
+        Some(joined) = tasks.join_next() => {
+            // No role stops before it is asked to: this one failed or ended early.
+            let err = match joined {
+                (role, Ok(())) => anyhow!("the {role} stopped unexpectedly"),
+                (role, Err(e)) => e.context(format!("the {role} failed")),
+            };
+            tracing::error!("{err:#}; stopping the other roles");
+            Err(err)
+        }
+    };
+    shutdown.cancel();
+
+    let drain = async {
+        let mut failures = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let (role, Err(e)) = joined {
+                tracing::error!("the {role} failed while stopping: {e:#}");
+                failures.push(role);
+            }
+        }
+        failures
+    };
+    tokio::select! {
+        failures = drain => {
+            if let (Ok(()), Some(role)) = (&result, failures.first()) {
+                result = Err(anyhow!("the {role} failed while stopping"));
+            }
+        }
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            result = result.and(Err(anyhow!(
+                "the roles did not stop within {} s", SHUTDOWN_GRACE.as_secs()
+            )));
+        }
+        name = signals.recv() => {
+            result = result.and(Err(anyhow!(
+                "{name} received while stopping: exited without waiting for the roles"
+            )));
+        }
+    }
+    if result.is_ok() {
+        tracing::info!("skein stopped");
+    }
+    result
+}
+
+/// The running roles, each a task.
+#[derive(Default)]
+struct RoleTasks {
+    set: JoinSet<anyhow::Result<()>>,
+    /// Which role each task runs, to name it even when it panicked.
+    roles: HashMap<Id, Role>,
+}
+
+impl RoleTasks {
+    fn spawn(
+        &mut self,
+        role: Role,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
+        let id = self.set.spawn(task).id();
+        self.roles.insert(id, role);
+    }
+
+    /// Waits for the next role to end; a panic becomes an error of that role.
+    async fn join_next(&mut self) -> Option<(Role, anyhow::Result<()>)> {
+        let (id, result) = match self.set.join_next_with_id().await? {
+            Ok((id, result)) => (id, result),
+            Err(e) => (e.id(), Err(join_error(e))),
+        };
+        let role = self
+            .roles
+            .remove(&id)
+            .expect("every task is spawned through RoleTasks::spawn with its role");
+        Some((role, result))
+    }
+}
+
+fn join_error(e: JoinError) -> anyhow::Error {
+    if e.is_panic() {
+        anyhow!("it panicked")
+    } else {
+        anyhow!("it was cancelled")
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (what `docker stop` and Kubernetes send).
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// Waits for the next signal and returns its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
