@@ -34,6 +34,7 @@ pub mod error;
 pub mod ids;
 pub mod meta;
 pub mod model;
+pub mod query;
 pub mod schema;
 pub mod store;
 pub mod synth;
