@@ -39,7 +39,7 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
             Role::Ingester => {
                 let ingester = config.ingester.clone();
                 tasks.spawn(role, async move {
-                    skein_ingester::run(ingester, store, shutdown).await;
+                    skein_ingester::run(ingester, store, shutdown).await?;
                     Ok(())
                 });
             }

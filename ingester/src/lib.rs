@@ -1,6 +1,6 @@
 //! # skein-ingester
 //!
-//! The write path of Skein. This crate will own everything between an OTLP client and a block
+//! The write path of Skein. This crate owns everything between an OTLP client and a block
 //! in object storage:
 //!
 //! 1. **Receivers**: OTLP gRPC (`TraceService/Export`, default `:4317`) and OTLP HTTP
@@ -19,54 +19,131 @@
 //!    the block covering them is durable.
 //! 6. **Serving recent data** to queriers until the flushed blocks are visible to them.
 //!
-//! None of that is implemented yet: [`run`] only reports that the role started and waits for
-//! shutdown, and the OTLP ports are not bound. The settings below already have their final
-//! names so that configuration files written today keep working.
+//! Queriers read recent data through [`Ingester`]'s [`RecentData`](skein_storage::recent::RecentData)
+//! implementation: in-process in the all-in-one binary, over the internal HTTP API
+//! ([`internal`]) in a cluster.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use skein_storage::Store;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The `[ingester]` section of the configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngesterConfig {
-    /// Address of the OTLP gRPC receiver. Default `0.0.0.0:4317`, the OTLP standard port.
-    pub otlp_grpc_listen: SocketAddr,
-    /// Address of the OTLP HTTP receiver (`POST /v1/traces`). Default `0.0.0.0:4318`, the OTLP
-    /// standard port.
-    pub otlp_http_listen: SocketAddr,
-    /// Directory of the write-ahead log. It must be on a local disk that survives restarts.
-    /// Default `./data/wal`.
-    pub wal_dir: PathBuf,
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod ingester;
+pub mod internal;
+pub mod live;
+pub mod otlp_json;
+pub mod validate;
+pub mod wal;
+pub mod zipkin;
+
+pub use config::{IngesterConfig, LimitsConfig, TenantLimits};
+pub use ingester::{Ingester, PushError, PushOk};
+
+/// Errors that stop the ingester role.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listening address could not be bound.
+    #[error("cannot listen for the {what} on {addr}: {source}")]
+    Bind {
+        /// Which server.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The write-ahead log could not be opened.
+    #[error("cannot open the write-ahead log: {0}")]
+    Wal(#[from] wal::WalError),
+    /// A server failed while running.
+    #[error("the {what} failed: {message}")]
+    Serve {
+        /// Which server.
+        what: &'static str,
+        /// What happened.
+        message: String,
+    },
 }
 
-impl Default for IngesterConfig {
-    fn default() -> Self {
-        IngesterConfig {
-            otlp_grpc_listen: SocketAddr::from(([0, 0, 0, 0], 4317)),
-            otlp_http_listen: SocketAddr::from(([0, 0, 0, 0], 4318)),
-            wal_dir: PathBuf::from("./data/wal"),
-        }
-    }
+/// How long shutdown may spend flushing what the ingester holds before it leaves the rest to
+/// the WAL (replayed at the next start). The process gives all roles 25 s.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
 }
 
-/// Runs the ingester role until `shutdown` is cancelled.
-///
-/// For now the role receives nothing: it logs where it will listen and idles, so that the
-/// process layout (roles, shutdown, configuration) can be exercised before the write path
-/// exists.
-pub async fn run(config: IngesterConfig, store: Store, shutdown: CancellationToken) {
-    tracing::warn!(
-        otlp_grpc_listen = %config.otlp_grpc_listen,
-        otlp_http_listen = %config.otlp_http_listen,
-        wal_dir = %config.wal_dir.display(),
-        "otlp receiving is not implemented yet: the ingester binds no port and accepts no spans"
+/// Opens the WAL and runs the ingester until `shutdown` is cancelled.
+pub async fn run(config: IngesterConfig, store: Store, shutdown: CancellationToken) -> Result<(), Error> {
+    let ingester = Ingester::open(config, store).await?;
+    serve(ingester, shutdown).await
+}
+
+/// Runs the receivers, the internal API and the background cutting and flushing of an open
+/// ingester until `shutdown`; then stops the receivers, flushes what it holds and returns.
+pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Result<(), Error> {
+    let c = ingester.config().clone();
+    let grpc_listener = bind("otlp grpc receiver", c.otlp_grpc_listen).await?;
+    let http_listener = bind("otlp http receiver", c.otlp_http_listen).await?;
+    let internal_listener = bind("ingester internal api", c.internal_listen).await?;
+    tracing::info!(
+        otlp_grpc = %grpc_listener.local_addr().map_err(|source| Error::Bind { what: "otlp grpc receiver", addr: c.otlp_grpc_listen, source })?,
+        otlp_http = %http_listener.local_addr().map_err(|source| Error::Bind { what: "otlp http receiver", addr: c.otlp_http_listen, source })?,
+        internal = %internal_listener.local_addr().map_err(|source| Error::Bind { what: "ingester internal api", addr: c.internal_listen, source })?,
+        wal_dir = %c.wal_dir.display(),
+        "ingester started"
     );
-    tracing::info!(%store, "ingester started");
-    shutdown.cancelled().await;
+
+    // The background loop outlives the receivers: it flushes what they accepted.
+    let background_stop = CancellationToken::new();
+    let background = tokio::spawn(Arc::clone(&ingester).run_background(background_stop.clone(), DRAIN_TIMEOUT));
+
+    let grpc = {
+        let shutdown = shutdown.clone();
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
+        let svc = grpc::service(Arc::clone(&ingester));
+        async move {
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await
+                .map_err(|e| Error::Serve { what: "otlp grpc receiver", message: e.to_string() })
+        }
+    };
+    let http = {
+        let shutdown = shutdown.clone();
+        let app = http::router(Arc::clone(&ingester));
+        async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(|e| Error::Serve { what: "otlp http receiver", message: e.to_string() })
+        }
+    };
+    let internal = {
+        let shutdown = shutdown.clone();
+        let app = internal::router(Arc::clone(&ingester));
+        async move {
+            axum::serve(internal_listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(|e| Error::Serve { what: "ingester internal api", message: e.to_string() })
+        }
+    };
+    let served = tokio::try_join!(grpc, http, internal);
+    ingester.stop_accepting();
+    background_stop.cancel();
+    if let Err(e) = background.await {
+        tracing::error!(error = %e, "ingester background task failed");
+    }
+    served?;
     tracing::info!("ingester stopped");
+    Ok(())
 }

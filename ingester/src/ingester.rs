@@ -1,0 +1,593 @@
+//! The ingester itself: accepting spans, cutting blocks, flushing them, serving recent data.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message;
+use skein_storage::block::{WriteOptions, encode_block};
+use skein_storage::metrics::{Handle, LATENCY_BUCKETS, registry};
+use skein_storage::model::{spans_from_otlp, spans_to_otlp};
+use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use skein_storage::query::{TraceQuery, TraceSummary};
+use skein_storage::recent::RecentData;
+use skein_storage::{BlockWriter, SpanRecord, Store, TenantId, TraceId};
+use tokio::sync::{RwLock, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::IngesterConfig;
+use crate::live::{SegmentCounts, TenantState, TraceMap};
+use crate::validate::{Refusal, Refusals, validate};
+use crate::wal::{Wal, WalError, WalOptions};
+
+/// Why a push was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Nothing usable in the request (HTTP 400, gRPC INVALID_ARGUMENT).
+    #[error("{0}")]
+    InvalidData(String),
+    /// The tenant is over its ingestion rate (HTTP 429, gRPC RESOURCE_EXHAUSTED + RetryInfo).
+    #[error("{message}")]
+    RateLimited {
+        /// What happened, for the client.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The ingester cannot keep more now: WAL full, starting or stopping (HTTP 503, gRPC
+    /// UNAVAILABLE).
+    #[error("{message}")]
+    Unavailable {
+        /// What happened, for the client.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The request body is larger than the tenant may send (HTTP 413).
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// A push that was (at least partly) accepted.
+#[derive(Debug, Default)]
+pub struct PushOk {
+    /// Spans stored.
+    pub accepted: u64,
+    /// Spans refused, by reason; reported as `partial_success`.
+    pub refused: Refusals,
+}
+
+/// A block cut from a tenant's head, waiting to be written.
+#[derive(Debug)]
+struct FlushJob {
+    tenant: TenantId,
+    seq: u64,
+    traces: Arc<TraceMap>,
+    segments: SegmentCounts,
+}
+
+/// Spans and bytes received, per (tenant, protocol).
+type ReceivedHandles = HashMap<(String, &'static str), (Handle, Handle)>;
+
+#[derive(Debug)]
+struct Metrics {
+    registry_handles: Mutex<ReceivedHandles>,
+    refused: skein_storage::metrics::Metric,
+    wal_bytes: Handle,
+    wal_fsyncs: Handle,
+    wal_fsync_seconds: Handle,
+    live_traces: skein_storage::metrics::Metric,
+    blocks_flushed: Handle,
+    flush_failures: Handle,
+    flush_seconds: Handle,
+    spans_flushed: Handle,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let r = registry();
+        Metrics {
+            registry_handles: Mutex::new(HashMap::new()),
+            refused: r.counter(
+                "skein_ingester_spans_refused_total",
+                "Spans refused, by tenant and reason.",
+                &["tenant", "reason"],
+            ),
+            wal_bytes: r.gauge("skein_ingester_wal_bytes", "Bytes in write-ahead log segments.", &[]).with(&[]),
+            wal_fsyncs: r.counter("skein_ingester_wal_fsyncs_total", "Write-ahead log fsyncs (group commits).", &[]).with(&[]),
+            wal_fsync_seconds: r
+                .gauge("skein_ingester_wal_last_fsync_seconds", "Duration of the latest write-ahead log fsync.", &[])
+                .with(&[]),
+            live_traces: r.gauge("skein_ingester_live_traces", "Traces held in memory, by tenant.", &["tenant"]),
+            blocks_flushed: r.counter("skein_ingester_blocks_flushed_total", "Blocks written to object storage.", &[]).with(&[]),
+            flush_failures: r
+                .counter("skein_ingester_flush_failures_total", "Failed attempts to write a block.", &[])
+                .with(&[]),
+            flush_seconds: r
+                .histogram(
+                    "skein_ingester_flush_duration_seconds",
+                    "Time to encode and upload a block.",
+                    &[],
+                    LATENCY_BUCKETS,
+                )
+                .with(&[]),
+            spans_flushed: r.counter("skein_ingester_spans_flushed_total", "Spans written in blocks.", &[]).with(&[]),
+        }
+    }
+
+    /// Received spans and bytes, by tenant and protocol.
+    fn received(&self, tenant: &TenantId, protocol: &'static str, spans: u64, bytes: u64) {
+        let mut cache = lock(&self.registry_handles);
+        let (s, b) = cache.entry((tenant.to_string(), protocol)).or_insert_with(|| {
+            let r = registry();
+            (
+                r.counter("skein_ingester_spans_received_total", "Spans accepted, by tenant and protocol.", &["tenant", "protocol"])
+                    .with(&[tenant.as_str(), protocol]),
+                r.counter(
+                    "skein_ingester_bytes_received_total",
+                    "Request bytes accepted, by tenant and protocol.",
+                    &["tenant", "protocol"],
+                )
+                .with(&[tenant.as_str(), protocol]),
+            )
+        });
+        s.inc_by(spans);
+        b.inc_by(bytes);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One ingester: shared by its receivers, its background tasks and (in-process) queriers.
+#[derive(Debug)]
+pub struct Ingester {
+    config: IngesterConfig,
+    store: Store,
+    wal: Wal,
+    tenants: Mutex<HashMap<TenantId, Arc<Mutex<TenantState>>>>,
+    /// Unflushed spans per WAL segment.
+    segment_refs: Mutex<SegmentCounts>,
+    /// Appends hold it shared from WAL append until their spans are counted in
+    /// `segment_refs`; WAL cleanup holds it exclusively, so it never deletes a segment whose
+    /// spans are acknowledged but not yet counted.
+    wal_gate: RwLock<()>,
+    flush_tx: mpsc::UnboundedSender<FlushJob>,
+    flush_rx: Mutex<Option<mpsc::UnboundedReceiver<FlushJob>>>,
+    next_seq: AtomicU64,
+    accepting: AtomicBool,
+    metrics: Metrics,
+}
+
+const WAL_FORMAT: u8 = 1;
+
+/// WAL record: format byte, tenant length byte, tenant, protobuf `ExportTraceServiceRequest`.
+fn wal_record(tenant: &TenantId, request: &[u8]) -> Bytes {
+    let t = tenant.as_str().as_bytes();
+    let mut b = BytesMut::with_capacity(2 + t.len() + request.len());
+    b.put_u8(WAL_FORMAT);
+    b.put_u8(t.len() as u8); // tenant IDs are at most 150 bytes
+    b.put_slice(t);
+    b.put_slice(request);
+    b.freeze()
+}
+
+fn parse_wal_record(payload: &[u8]) -> Option<(TenantId, ExportTraceServiceRequest)> {
+    let (&format, rest) = payload.split_first()?;
+    if format != WAL_FORMAT {
+        return None;
+    }
+    let (&len, rest) = rest.split_first()?;
+    let tenant = std::str::from_utf8(rest.get(..len as usize)?).ok()?;
+    let tenant = TenantId::new(tenant).ok()?;
+    let req = ExportTraceServiceRequest::decode(rest.get(len as usize..)?).ok()?;
+    Some((tenant, req))
+}
+
+impl Ingester {
+    /// Opens the WAL, replays it into memory, and returns an ingester ready to accept spans.
+    pub async fn open(config: IngesterConfig, store: Store) -> Result<Arc<Self>, WalError> {
+        let opts = WalOptions {
+            segment_size: config.wal_segment_bytes,
+            max_total_size: config.wal_max_bytes,
+            ..WalOptions::default()
+        };
+        let (wal, replayed) = Wal::open(config.wal_dir.clone(), opts).await?;
+        let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+        let ingester = Arc::new(Ingester {
+            config,
+            store,
+            wal,
+            tenants: Mutex::new(HashMap::new()),
+            segment_refs: Mutex::new(SegmentCounts::new()),
+            wal_gate: RwLock::new(()),
+            flush_tx,
+            flush_rx: Mutex::new(Some(flush_rx)),
+            next_seq: AtomicU64::new(0),
+            accepting: AtomicBool::new(true),
+            metrics: Metrics::new(),
+        });
+        let now = Instant::now();
+        let (mut records, mut spans) = (0u64, 0u64);
+        for r in replayed {
+            let Some((tenant, req)) = parse_wal_record(&r.payload) else {
+                tracing::warn!(segment = r.segment, "skipping an unreadable wal record");
+                continue;
+            };
+            let bytes = r.payload.len() as u64;
+            let recs = spans_from_otlp(req.resource_spans);
+            let n = recs.len() as u64;
+            if n == 0 {
+                continue;
+            }
+            *lock(&ingester.segment_refs).entry(r.segment).or_default() += n;
+            lock(&ingester.tenant(&tenant)).insert(recs, bytes / n, r.segment, now);
+            records += 1;
+            spans += n;
+        }
+        if records > 0 {
+            tracing::info!(records, spans, "replayed the write-ahead log");
+        }
+        Ok(ingester)
+    }
+
+    /// The ingester's configuration.
+    pub fn config(&self) -> &IngesterConfig {
+        &self.config
+    }
+
+    fn tenant(&self, tenant: &TenantId) -> Arc<Mutex<TenantState>> {
+        let mut tenants = lock(&self.tenants);
+        if let Some(t) = tenants.get(tenant) {
+            return Arc::clone(t);
+        }
+        let burst = self.config.limits.for_tenant(tenant.as_str()).ingestion_burst_bytes;
+        let t = Arc::new(Mutex::new(TenantState::new(burst, Instant::now())));
+        tenants.insert(tenant.clone(), Arc::clone(&t));
+        t
+    }
+
+    fn tenants(&self) -> Vec<(TenantId, Arc<Mutex<TenantState>>)> {
+        lock(&self.tenants).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+    }
+
+    fn refuse(&self, tenant: &TenantId, reason: &str, n: u64) {
+        self.metrics.refused.with(&[tenant.as_str(), reason]).inc_by(n);
+    }
+
+    /// Accepts a request: validates it, applies the tenant's limits, makes the accepted spans
+    /// durable in the WAL, and only then holds them and answers.
+    ///
+    /// `body_len` is the decompressed request size; `raw` is the request's protobuf encoding
+    /// when the client sent protobuf, stored as is when nothing had to be refused or changed.
+    pub async fn push(
+        &self,
+        tenant: &TenantId,
+        request: ExportTraceServiceRequest,
+        body_len: usize,
+        raw: Option<Bytes>,
+        protocol: &'static str,
+    ) -> Result<PushOk, PushError> {
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(PushError::Unavailable {
+                message: "the ingester is shutting down".into(),
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        let limits = self.config.limits.for_tenant(tenant.as_str());
+        if body_len as u64 > limits.max_request_bytes {
+            self.refuse(tenant, "request_too_large", 1);
+            return Err(PushError::TooLarge(format!(
+                "request of {body_len} bytes exceeds the tenant's max_request_bytes of {}",
+                limits.max_request_bytes
+            )));
+        }
+        let state = self.tenant(tenant);
+        {
+            let mut st = lock(&state);
+            if let Err(retry_after) = st.bucket.take(
+                body_len as u64,
+                limits.ingestion_rate_bytes,
+                limits.ingestion_burst_bytes,
+                Instant::now(),
+            ) {
+                drop(st);
+                self.refuse(tenant, "rate_limited", 1);
+                return Err(PushError::RateLimited {
+                    message: format!(
+                        "tenant {tenant} is over its ingestion rate of {} bytes/s (burst {} bytes); retry later",
+                        limits.ingestion_rate_bytes, limits.ingestion_burst_bytes
+                    ),
+                    retry_after,
+                });
+            }
+        }
+
+        let mut v = validate(request, limits.max_attribute_value_bytes);
+        let total = v.spans.len() as u64 + v.refused.total();
+        let bytes_per_span = body_len as u64 / total.max(1);
+
+        // Live limits: refuse spans of traces that are too big, and of new traces beyond the
+        // live-trace limit. Checked here, applied after the WAL append: concurrent requests
+        // can overshoot a little, never by more than one request each.
+        {
+            let st = lock(&state);
+            let mut added: HashMap<TraceId, u64> = HashMap::new();
+            let mut new_traces = 0u64;
+            let mut kept = Vec::with_capacity(v.spans.len());
+            let refused_before = v.refused.total();
+            for s in std::mem::take(&mut v.spans) {
+                let Ok(id) = s.trace_id() else { continue };
+                let existing = st.live_trace_bytes(&id);
+                let pending = added.get(&id).copied();
+                if existing.is_none() && pending.is_none() && st.live.len() as u64 + new_traces >= limits.max_live_traces {
+                    v.refused.add(Refusal::LiveTracesLimit, 1);
+                    continue;
+                }
+                if existing.unwrap_or(0) + pending.unwrap_or(0) + bytes_per_span > limits.max_trace_bytes {
+                    v.refused.add(Refusal::TraceTooLarge, 1);
+                    continue;
+                }
+                if pending.is_none() && existing.is_none() {
+                    new_traces += 1;
+                }
+                *added.entry(id).or_default() += bytes_per_span;
+                kept.push(s);
+            }
+            if v.refused.total() > refused_before {
+                v.modified = true;
+            }
+            v.spans = kept;
+        }
+        for (r, n) in &v.refused.0 {
+            self.refuse(tenant, r.as_str(), *n);
+        }
+        if v.spans.is_empty() {
+            if v.refused.total() > 0 && v.refused.0.iter().all(|(r, _)| matches!(r, Refusal::InvalidTraceId | Refusal::InvalidSpanId)) {
+                return Err(PushError::InvalidData(v.refused.message()));
+            }
+            return Ok(PushOk {
+                accepted: 0,
+                refused: v.refused,
+            });
+        }
+
+        let encoded = match raw {
+            Some(raw) if !v.modified => raw,
+            _ => Bytes::from(
+                ExportTraceServiceRequest {
+                    resource_spans: spans_to_otlp(v.spans.iter().cloned()),
+                }
+                .encode_to_vec(),
+            ),
+        };
+        let record = wal_record(tenant, &encoded);
+        let accepted = v.spans.len() as u64;
+        let gate = self.wal_gate.read().await;
+        let segment = match self.wal.append(record).await {
+            Ok(s) => s,
+            Err(e) => {
+                drop(gate);
+                self.refuse(tenant, if matches!(e, WalError::Full { .. }) { "wal_full" } else { "wal_error" }, accepted);
+                tracing::warn!(%tenant, error = %e, "write refused by the write-ahead log");
+                return Err(PushError::Unavailable {
+                    message: format!("the ingester cannot store more data now ({e})"),
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+        };
+        *lock(&self.segment_refs).entry(segment).or_default() += accepted;
+        lock(&state).insert(v.spans, bytes_per_span, segment, Instant::now());
+        drop(gate);
+        self.metrics.received(tenant, protocol, accepted, body_len as u64);
+        Ok(PushOk {
+            accepted,
+            refused: v.refused,
+        })
+    }
+
+    /// Moves idle traces to head blocks and cuts head blocks that are due (everything with
+    /// `force`), queueing them for upload.
+    pub fn cut(&self, force: bool) {
+        let now = Instant::now();
+        let c = &self.config;
+        for (tenant, state) in self.tenants() {
+            let mut st = lock(&state);
+            st.cut_traces(c.trace_idle_period, c.max_trace_age, now, force);
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            if let Some((traces, segments)) = st.cut_head(c.max_block_bytes, c.max_block_duration, now, force, seq) {
+                let _ = self.flush_tx.send(FlushJob {
+                    tenant: tenant.clone(),
+                    seq,
+                    traces,
+                    segments,
+                });
+            }
+            st.expire_cut(c.complete_block_timeout, now);
+            self.metrics.live_traces.with(&[tenant.as_str()]).set(st.live.len() as f64);
+        }
+        let stats = self.wal.stats();
+        self.metrics.wal_bytes.set(self.wal.total_size() as f64);
+        let seen = self.metrics.wal_fsyncs.get();
+        self.metrics.wal_fsyncs.inc_by(stats.fsyncs.saturating_sub(seen));
+        self.metrics.wal_fsync_seconds.set(stats.last_fsync_micros as f64 / 1e6);
+    }
+
+    /// Spans waiting in the flush queue or not yet cut, for shutdown and tests.
+    pub fn unflushed_spans(&self) -> u64 {
+        lock(&self.segment_refs).values().sum()
+    }
+
+    /// Writes one block, retrying with backoff until it is durable or `shutdown` fires.
+    async fn flush(&self, job: FlushJob, shutdown: &CancellationToken) -> bool {
+        let started = Instant::now();
+        let spans: Vec<SpanRecord> = job.traces.values().flatten().cloned().collect();
+        let n = spans.len() as u64;
+        let tenant = job.tenant.clone();
+        let encoded = match tokio::task::spawn_blocking(move || encode_block(&tenant, spans, &WriteOptions::default())).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                // Encoding only fails on spans the receivers refuse; nothing to retry.
+                tracing::error!(tenant = %job.tenant, error = %e, "cannot encode a block; its spans stay in the wal");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "block encoding task failed");
+                return false;
+            }
+        };
+        let writer = BlockWriter::new(self.store.clone());
+        let mut backoff = Duration::from_millis(200);
+        let meta = loop {
+            match writer.upload(encoded.clone()).await {
+                Ok(meta) => break meta,
+                Err(e) => {
+                    self.metrics.flush_failures.inc();
+                    tracing::warn!(tenant = %job.tenant, error = %e, retry_in_ms = backoff.as_millis() as u64, "block upload failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => return false,
+                    }
+                    backoff = (backoff * 2).min(self.config.flush_max_backoff);
+                }
+            }
+        };
+        {
+            let state = self.tenant(&job.tenant);
+            let mut st = lock(&state);
+            if let Some(b) = st.cut.iter_mut().find(|b| b.seq == job.seq) {
+                b.flushed = Some((Instant::now(), meta.block_id));
+            }
+        }
+        {
+            let mut refs = lock(&self.segment_refs);
+            for (seg, k) in &job.segments {
+                if let Some(c) = refs.get_mut(seg) {
+                    *c = c.saturating_sub(*k);
+                }
+            }
+        }
+        self.metrics.blocks_flushed.inc();
+        self.metrics.spans_flushed.inc_by(n);
+        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::info!(tenant = %job.tenant, block = %meta.block_id, spans = n, elapsed_ms = started.elapsed().as_millis() as u64, "block flushed");
+        self.collect_wal().await;
+        true
+    }
+
+    /// Deletes sealed WAL segments none of whose spans is still unflushed.
+    async fn collect_wal(&self) {
+        let _gate = self.wal_gate.write().await;
+        let active = self.wal.active_segment();
+        let removable: Vec<u64> = {
+            let mut refs = lock(&self.segment_refs);
+            let done: Vec<u64> = self
+                .wal
+                .segments()
+                .into_iter()
+                .map(|(s, _)| s)
+                .filter(|s| *s != active && refs.get(s).copied().unwrap_or(0) == 0)
+                .collect();
+            for s in &done {
+                refs.remove(s);
+            }
+            done
+        };
+        if !removable.is_empty()
+            && let Err(e) = self.wal.remove_segments(&removable).await
+        {
+            tracing::warn!(error = %e, "cannot remove flushed wal segments");
+        }
+    }
+
+    /// Runs the cut loop and the flusher until `shutdown`; then stops accepting, cuts and
+    /// flushes everything (bounded by `drain_timeout`), and leaves the WAL empty when all of
+    /// it is durable in object storage.
+    pub async fn run_background(self: Arc<Self>, shutdown: CancellationToken, drain_timeout: Duration) {
+        let Some(mut rx) = lock(&self.flush_rx).take() else { return };
+        let flusher = {
+            let this = Arc::clone(&self);
+            let stop = CancellationToken::new();
+            let stop2 = stop.clone();
+            let handle = tokio::spawn(async move {
+                while let Some(job) = rx.recv().await {
+                    this.flush(job, &stop2).await;
+                }
+            });
+            (handle, stop)
+        };
+        let mut tick = tokio::time::interval(self.config.cut_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.cut(false),
+                () = shutdown.cancelled() => break,
+            }
+        }
+        // Shutdown: nothing new comes in; everything held goes to object storage.
+        self.accepting.store(false, Ordering::Release);
+        self.cut(true);
+        let (handle, stop) = flusher;
+        let deadline = Instant::now() + drain_timeout;
+        while self.unflushed_spans() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.cancel();
+        handle.abort();
+        let left = self.unflushed_spans();
+        if left == 0 {
+            if let Ok(sealed) = self.wal.rotate().await {
+                let _ = self.wal.remove_segments(&[sealed]).await;
+            }
+            self.collect_wal().await;
+            tracing::info!("all data flushed; the write-ahead log is empty");
+        } else {
+            tracing::warn!(spans = left, "stopping with unflushed spans; they stay in the write-ahead log and are replayed at start");
+        }
+    }
+
+    /// Stops accepting writes (for shutdown of the receivers first).
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+    }
+}
+
+fn newest_first(traces: TraceMap, query: &TraceQuery) -> Vec<Vec<SpanRecord>> {
+    let mut matched: Vec<(u64, TraceId, Vec<SpanRecord>)> = traces
+        .into_iter()
+        .filter(|(_, spans)| query.matches(spans))
+        .map(|(id, spans)| {
+            let start = TraceSummary::from_spans(&spans).map(|s| s.start_unix_nano).unwrap_or(0);
+            (start, id, spans)
+        })
+        .collect();
+    matched.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    if query.limit > 0 {
+        matched.truncate(query.limit);
+    }
+    matched.into_iter().map(|(_, _, s)| s).collect()
+}
+
+#[async_trait]
+impl RecentData for Ingester {
+    async fn find_trace(&self, tenant: &TenantId, id: &TraceId) -> skein_storage::Result<Vec<SpanRecord>> {
+        let state = lock(&self.tenants).get(tenant).cloned();
+        Ok(state.map(|s| lock(&s).trace(id)).unwrap_or_default())
+    }
+
+    async fn search(&self, tenant: &TenantId, query: &TraceQuery) -> skein_storage::Result<Vec<Vec<SpanRecord>>> {
+        let state = lock(&self.tenants).get(tenant).cloned();
+        let Some(state) = state else { return Ok(Vec::new()) };
+        let traces = lock(&state).all_traces();
+        Ok(newest_first(traces, query))
+    }
+}
+
+/// Current time in ns since the epoch.
+pub fn now_unix_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}

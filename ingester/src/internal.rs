@@ -1,0 +1,74 @@
+//! The ingester's internal HTTP API: recent data for queriers, `/metrics`, `/ready`.
+//! Paths are defined in `skein_storage::recent::paths`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prost::Message;
+use skein_storage::model::spans_to_otlp;
+use skein_storage::otlp::trace::v1::TracesData;
+use skein_storage::recent::{RecentData, TENANT_HEADER, paths};
+use skein_storage::{TenantId, TraceId};
+
+use crate::ingester::Ingester;
+
+/// The internal routes.
+pub fn router(ingester: Arc<Ingester>) -> Router {
+    Router::new()
+        .route(paths::TRACE_BY_ID, get(trace_by_id))
+        .route(paths::METRICS, get(metrics))
+        .route(paths::READY, get(|| async { "ready" }))
+        .with_state(ingester)
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], serde_json::json!({ "error": message }).to_string()).into_response()
+}
+
+async fn trace_by_id(State(ingester): State<Arc<Ingester>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let tenant = match headers.get(TENANT_HEADER).map(|v| v.to_str().unwrap_or("\u{0}")) {
+        None => TenantId::default_tenant(),
+        Some(s) => match TenantId::new(s) {
+            Ok(t) => t,
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        },
+    };
+    let id = match TraceId::from_hex(&id) {
+        Ok(id) => id,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let spans = match ingester.find_trace(&tenant, &id).await {
+        Ok(s) => s,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    if spans.is_empty() {
+        return json_error(StatusCode::NOT_FOUND, "trace not found");
+    }
+    let data = TracesData {
+        resource_spans: spans_to_otlp(spans),
+    };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
+    if wants_json {
+        match serde_json::to_vec(&data) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    } else {
+        ([(header::CONTENT_TYPE, "application/x-protobuf")], data.encode_to_vec()).into_response()
+    }
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        skein_storage::metrics::registry().render(),
+    )
+        .into_response()
+}
