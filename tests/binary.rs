@@ -123,9 +123,10 @@ fn write_config(dir: &Path, http: SocketAddr, jaeger: SocketAddr) -> PathBuf {
     let text = format!(
         "[server]\nhttp_listen = \"{http}\"\njaeger_listen = \"{jaeger}\"\n\n\
          [ingester]\notlp_grpc_listen = \"127.0.0.1:0\"\notlp_http_listen = \"127.0.0.1:0\"\n\
+         internal_listen = \"127.0.0.1:0\"\n\
          wal_dir = \"{wal}\"\n\n[storage]\nbackend = \"local\"\npath = \"{data}\"\n",
         wal = dir.join("data/wal").display(),
-        data = dir.join("data").display(),
+        data = dir.join("data/blocks").display(),
     );
     std::fs::write(&config, text).expect("write config");
     config

@@ -149,7 +149,9 @@ impl LimitsConfig {
                 ingestion_burst_bytes: o.ingestion_burst_bytes.unwrap_or(d.ingestion_burst_bytes),
                 max_request_bytes: o.max_request_bytes.unwrap_or(d.max_request_bytes),
                 max_trace_bytes: o.max_trace_bytes.unwrap_or(d.max_trace_bytes),
-                max_attribute_value_bytes: o.max_attribute_value_bytes.unwrap_or(d.max_attribute_value_bytes),
+                max_attribute_value_bytes: o
+                    .max_attribute_value_bytes
+                    .unwrap_or(d.max_attribute_value_bytes),
                 max_live_traces: o.max_live_traces.unwrap_or(d.max_live_traces),
             },
         }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use skein_storage::TenantId;
-use skein_storage::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use skein_storage::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use skein_storage::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -36,17 +38,27 @@ pub fn service(ingester: Arc<Ingester>) -> TraceServiceServer<Receiver> {
 
 #[tonic::async_trait]
 impl TraceService for Receiver {
-    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let tenant = match request.metadata().get("x-scope-orgid") {
             None => TenantId::default_tenant(),
             Some(v) => {
-                let s = v.to_str().map_err(|_| Status::invalid_argument("x-scope-orgid is not valid text"))?;
-                TenantId::new(s).map_err(|e| Status::invalid_argument(format!("x-scope-orgid: {e}")))?
+                let s = v
+                    .to_str()
+                    .map_err(|_| Status::invalid_argument("x-scope-orgid is not valid text"))?;
+                TenantId::new(s)
+                    .map_err(|e| Status::invalid_argument(format!("x-scope-orgid: {e}")))?
             }
         };
         let req = request.into_inner();
         let len = prost::Message::encoded_len(&req);
-        match self.ingester.push(&tenant, req, len, None, "otlp_grpc").await {
+        match self
+            .ingester
+            .push(&tenant, req, len, None, "otlp_grpc")
+            .await
+        {
             Ok(ok) => {
                 let refused = ok.refused.total();
                 Ok(Response::new(ExportTraceServiceResponse {
@@ -60,12 +72,18 @@ impl TraceService for Receiver {
             // Without RetryInfo, RESOURCE_EXHAUSTED is final for OTLP clients: right for a
             // request that will never fit.
             Err(PushError::TooLarge(m)) => Err(Status::resource_exhausted(m)),
-            Err(PushError::RateLimited { message, retry_after }) => Err(Status::with_error_details(
+            Err(PushError::RateLimited {
+                message,
+                retry_after,
+            }) => Err(Status::with_error_details(
                 tonic::Code::ResourceExhausted,
                 message,
                 ErrorDetails::with_retry_info(Some(retry_after)),
             )),
-            Err(PushError::Unavailable { message, retry_after }) => Err(Status::with_error_details(
+            Err(PushError::Unavailable {
+                message,
+                retry_after,
+            }) => Err(Status::with_error_details(
                 tonic::Code::Unavailable,
                 message,
                 ErrorDetails::with_retry_info(Some(retry_after)),

@@ -18,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prost::Message;
 use skein_storage::TenantId;
-use skein_storage::otlp::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse};
+use skein_storage::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use skein_storage::recent::TENANT_HEADER;
 
 use crate::ingester::{Ingester, PushError, PushOk};
@@ -48,7 +50,8 @@ struct AppState {
 
 /// The receiver's routes.
 pub fn router(ingester: Arc<Ingester>) -> Router {
-    let max_body = usize::try_from(ingester.config().limits.max_request_bytes_any()).unwrap_or(usize::MAX);
+    let max_body =
+        usize::try_from(ingester.config().limits.max_request_bytes_any()).unwrap_or(usize::MAX);
     Router::new()
         .route("/v1/traces", post(otlp))
         .route("/api/v2/spans", post(zipkin))
@@ -64,7 +67,13 @@ mod code {
     pub const UNAVAILABLE: i32 = 14;
 }
 
-fn error(status: StatusCode, grpc_code: i32, message: &str, enc: Encoding, retry_after: Option<u64>) -> Response {
+fn error(
+    status: StatusCode,
+    grpc_code: i32,
+    message: &str,
+    enc: Encoding,
+    retry_after: Option<u64>,
+) -> Response {
     let body = match enc {
         Encoding::Json => encode_status_json(grpc_code, message),
         Encoding::Protobuf => tonic_types::Status {
@@ -76,27 +85,41 @@ fn error(status: StatusCode, grpc_code: i32, message: &str, enc: Encoding, retry
     };
     let mut resp = (status, [(header::CONTENT_TYPE, enc.content_type())], body).into_response();
     if let Some(secs) = retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     }
     resp
 }
 
 fn bad_request(message: &str, enc: Encoding) -> Response {
-    error(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, message, enc, None)
+    error(
+        StatusCode::BAD_REQUEST,
+        code::INVALID_ARGUMENT,
+        message,
+        enc,
+        None,
+    )
 }
 
 fn tenant(headers: &HeaderMap) -> Result<TenantId, String> {
     match headers.get(TENANT_HEADER) {
         None => Ok(TenantId::default_tenant()),
         Some(v) => {
-            let s = v.to_str().map_err(|_| format!("{TENANT_HEADER} is not valid text"))?;
+            let s = v
+                .to_str()
+                .map_err(|_| format!("{TENANT_HEADER} is not valid text"))?;
             TenantId::new(s).map_err(|e| format!("{TENANT_HEADER}: {e}"))
         }
     }
 }
 
 /// Reads and decompresses the body, refusing more than `max` bytes either way.
-async fn read_body(headers: &HeaderMap, body: Body, max: usize, enc: Encoding) -> Result<Bytes, Response> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    enc: Encoding,
+) -> Result<Bytes, Response> {
     let too_large = |what: &str| {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -106,7 +129,9 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize, enc: Encoding) -
             None,
         )
     };
-    let raw = axum::body::to_bytes(body, max).await.map_err(|_| too_large("the request body"))?;
+    let raw = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| too_large("the request body"))?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -117,8 +142,12 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize, enc: Encoding) -
     let limit = max as u64 + 1;
     let result = match encoding.as_str() {
         "" | "identity" => return Ok(raw),
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(raw.as_ref()).take(limit).read_to_end(&mut out),
-        "deflate" => flate2::read::ZlibDecoder::new(raw.as_ref()).take(limit).read_to_end(&mut out),
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(raw.as_ref())
+            .take(limit)
+            .read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(raw.as_ref())
+            .take(limit)
+            .read_to_end(&mut out),
         "zstd" => match zstd::stream::read::Decoder::new(raw.as_ref()) {
             Ok(d) => d.take(limit).read_to_end(&mut out),
             Err(e) => Err(e),
@@ -136,20 +165,33 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize, enc: Encoding) -
     match result {
         Ok(_) if out.len() > max => Err(too_large("the decompressed request body")),
         Ok(_) => Ok(Bytes::from(out)),
-        Err(e) => Err(bad_request(&format!("cannot decompress the {encoding} request body: {e}"), enc)),
+        Err(e) => Err(bad_request(
+            &format!("cannot decompress the {encoding} request body: {e}"),
+            enc,
+        )),
     }
 }
 
 fn request_encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
         _ => Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code::INVALID_ARGUMENT,
-            &format!("content-type {ct:?} is not supported; use application/x-protobuf or application/json"),
+            &format!(
+                "content-type {ct:?} is not supported; use application/x-protobuf or application/json"
+            ),
             Encoding::Json,
             None,
         )),
@@ -161,7 +203,9 @@ fn push_response(result: Result<PushOk, PushError>, enc: Encoding) -> Response {
         Ok(ok) => {
             let refused = ok.refused.total();
             let body = match enc {
-                Encoding::Json => encode_export_response_json(refused as i64, &ok.refused.message()),
+                Encoding::Json => {
+                    encode_export_response_json(refused as i64, &ok.refused.message())
+                }
                 Encoding::Protobuf => ExportTraceServiceResponse {
                     // Full success leaves partial_success unset.
                     partial_success: (refused > 0).then(|| ExportTracePartialSuccess {
@@ -171,18 +215,35 @@ fn push_response(result: Result<PushOk, PushError>, enc: Encoding) -> Response {
                 }
                 .encode_to_vec(),
             };
-            (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, enc.content_type())],
+                body,
+            )
+                .into_response()
         }
         Err(PushError::InvalidData(m)) => bad_request(&m, enc),
-        Err(PushError::TooLarge(m)) => error(StatusCode::PAYLOAD_TOO_LARGE, code::INVALID_ARGUMENT, &m, enc, None),
-        Err(PushError::RateLimited { message, retry_after }) => error(
+        Err(PushError::TooLarge(m)) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::INVALID_ARGUMENT,
+            &m,
+            enc,
+            None,
+        ),
+        Err(PushError::RateLimited {
+            message,
+            retry_after,
+        }) => error(
             StatusCode::TOO_MANY_REQUESTS,
             code::RESOURCE_EXHAUSTED,
             &message,
             enc,
             Some(retry_after.as_secs()),
         ),
-        Err(PushError::Unavailable { message, retry_after }) => error(
+        Err(PushError::Unavailable {
+            message,
+            retry_after,
+        }) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             code::UNAVAILABLE,
             &message,
@@ -208,23 +269,44 @@ async fn otlp(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Re
     let (request, raw, protocol) = match enc {
         Encoding::Protobuf => match ExportTraceServiceRequest::decode(body.as_ref()) {
             Ok(r) => (r, Some(body.clone()), "otlp_http_protobuf"),
-            Err(e) => return bad_request(&format!("the body is not a valid OTLP ExportTraceServiceRequest protobuf: {e}"), enc),
+            Err(e) => {
+                return bad_request(
+                    &format!(
+                        "the body is not a valid OTLP ExportTraceServiceRequest protobuf: {e}"
+                    ),
+                    enc,
+                );
+            }
         },
         Encoding::Json => match decode_export_request(&body) {
             Ok(r) => (r, None, "otlp_http_json"),
             Err(e) => return bad_request(&format!("the body is not valid OTLP/JSON: {e}"), enc),
         },
     };
-    push_response(app.ingester.push(&tenant, request, body.len(), raw, protocol).await, enc)
+    push_response(
+        app.ingester
+            .push(&tenant, request, body.len(), raw, protocol)
+            .await,
+        enc,
+    )
 }
 
 async fn zipkin(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    if !ct.trim().to_ascii_lowercase().starts_with("application/json") {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !ct
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code::INVALID_ARGUMENT,
-            &format!("content-type {ct:?} is not supported on the zipkin endpoint; send Zipkin v2 JSON (application/json)"),
+            &format!(
+                "content-type {ct:?} is not supported on the zipkin endpoint; send Zipkin v2 JSON (application/json)"
+            ),
             Encoding::Json,
             None,
         );
@@ -239,10 +321,19 @@ async fn zipkin(State(app): State<AppState>, headers: HeaderMap, body: Body) -> 
     };
     let resource_spans = match decode_zipkin_v2(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(&format!("the body is not valid Zipkin v2 JSON: {e}"), Encoding::Json),
+        Err(e) => {
+            return bad_request(
+                &format!("the body is not valid Zipkin v2 JSON: {e}"),
+                Encoding::Json,
+            );
+        }
     };
     let request = ExportTraceServiceRequest { resource_spans };
-    match app.ingester.push(&tenant, request, body.len(), None, "zipkin").await {
+    match app
+        .ingester
+        .push(&tenant, request, body.len(), None, "zipkin")
+        .await
+    {
         // Zipkin's API answers 202 with no body.
         Ok(ok) if ok.refused.total() == 0 => StatusCode::ACCEPTED.into_response(),
         other => push_response(other, Encoding::Json),

@@ -96,15 +96,45 @@ impl Metrics {
                 "Spans refused, by tenant and reason.",
                 &["tenant", "reason"],
             ),
-            wal_bytes: r.gauge("skein_ingester_wal_bytes", "Bytes in write-ahead log segments.", &[]).with(&[]),
-            wal_fsyncs: r.counter("skein_ingester_wal_fsyncs_total", "Write-ahead log fsyncs (group commits).", &[]).with(&[]),
-            wal_fsync_seconds: r
-                .gauge("skein_ingester_wal_last_fsync_seconds", "Duration of the latest write-ahead log fsync.", &[])
+            wal_bytes: r
+                .gauge(
+                    "skein_ingester_wal_bytes",
+                    "Bytes in write-ahead log segments.",
+                    &[],
+                )
                 .with(&[]),
-            live_traces: r.gauge("skein_ingester_live_traces", "Traces held in memory, by tenant.", &["tenant"]),
-            blocks_flushed: r.counter("skein_ingester_blocks_flushed_total", "Blocks written to object storage.", &[]).with(&[]),
+            wal_fsyncs: r
+                .counter(
+                    "skein_ingester_wal_fsyncs_total",
+                    "Write-ahead log fsyncs (group commits).",
+                    &[],
+                )
+                .with(&[]),
+            wal_fsync_seconds: r
+                .gauge(
+                    "skein_ingester_wal_last_fsync_seconds",
+                    "Duration of the latest write-ahead log fsync.",
+                    &[],
+                )
+                .with(&[]),
+            live_traces: r.gauge(
+                "skein_ingester_live_traces",
+                "Traces held in memory, by tenant.",
+                &["tenant"],
+            ),
+            blocks_flushed: r
+                .counter(
+                    "skein_ingester_blocks_flushed_total",
+                    "Blocks written to object storage.",
+                    &[],
+                )
+                .with(&[]),
             flush_failures: r
-                .counter("skein_ingester_flush_failures_total", "Failed attempts to write a block.", &[])
+                .counter(
+                    "skein_ingester_flush_failures_total",
+                    "Failed attempts to write a block.",
+                    &[],
+                )
                 .with(&[]),
             flush_seconds: r
                 .histogram(
@@ -114,26 +144,38 @@ impl Metrics {
                     LATENCY_BUCKETS,
                 )
                 .with(&[]),
-            spans_flushed: r.counter("skein_ingester_spans_flushed_total", "Spans written in blocks.", &[]).with(&[]),
+            spans_flushed: r
+                .counter(
+                    "skein_ingester_spans_flushed_total",
+                    "Spans written in blocks.",
+                    &[],
+                )
+                .with(&[]),
         }
     }
 
     /// Received spans and bytes, by tenant and protocol.
     fn received(&self, tenant: &TenantId, protocol: &'static str, spans: u64, bytes: u64) {
         let mut cache = lock(&self.registry_handles);
-        let (s, b) = cache.entry((tenant.to_string(), protocol)).or_insert_with(|| {
-            let r = registry();
-            (
-                r.counter("skein_ingester_spans_received_total", "Spans accepted, by tenant and protocol.", &["tenant", "protocol"])
+        let (s, b) = cache
+            .entry((tenant.to_string(), protocol))
+            .or_insert_with(|| {
+                let r = registry();
+                (
+                    r.counter(
+                        "skein_ingester_spans_received_total",
+                        "Spans accepted, by tenant and protocol.",
+                        &["tenant", "protocol"],
+                    )
                     .with(&[tenant.as_str(), protocol]),
-                r.counter(
-                    "skein_ingester_bytes_received_total",
-                    "Request bytes accepted, by tenant and protocol.",
-                    &["tenant", "protocol"],
+                    r.counter(
+                        "skein_ingester_bytes_received_total",
+                        "Request bytes accepted, by tenant and protocol.",
+                        &["tenant", "protocol"],
+                    )
+                    .with(&[tenant.as_str(), protocol]),
                 )
-                .with(&[tenant.as_str(), protocol]),
-            )
-        });
+            });
         s.inc_by(spans);
         b.inc_by(bytes);
     }
@@ -245,18 +287,28 @@ impl Ingester {
         if let Some(t) = tenants.get(tenant) {
             return Arc::clone(t);
         }
-        let burst = self.config.limits.for_tenant(tenant.as_str()).ingestion_burst_bytes;
+        let burst = self
+            .config
+            .limits
+            .for_tenant(tenant.as_str())
+            .ingestion_burst_bytes;
         let t = Arc::new(Mutex::new(TenantState::new(burst, Instant::now())));
         tenants.insert(tenant.clone(), Arc::clone(&t));
         t
     }
 
     fn tenants(&self) -> Vec<(TenantId, Arc<Mutex<TenantState>>)> {
-        lock(&self.tenants).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+        lock(&self.tenants)
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
     }
 
     fn refuse(&self, tenant: &TenantId, reason: &str, n: u64) {
-        self.metrics.refused.with(&[tenant.as_str(), reason]).inc_by(n);
+        self.metrics
+            .refused
+            .with(&[tenant.as_str(), reason])
+            .inc_by(n);
     }
 
     /// Accepts a request: validates it, applies the tenant's limits, makes the accepted spans
@@ -324,11 +376,16 @@ impl Ingester {
                 let Ok(id) = s.trace_id() else { continue };
                 let existing = st.live_trace_bytes(&id);
                 let pending = added.get(&id).copied();
-                if existing.is_none() && pending.is_none() && st.live.len() as u64 + new_traces >= limits.max_live_traces {
+                if existing.is_none()
+                    && pending.is_none()
+                    && st.live.len() as u64 + new_traces >= limits.max_live_traces
+                {
                     v.refused.add(Refusal::LiveTracesLimit, 1);
                     continue;
                 }
-                if existing.unwrap_or(0) + pending.unwrap_or(0) + bytes_per_span > limits.max_trace_bytes {
+                if existing.unwrap_or(0) + pending.unwrap_or(0) + bytes_per_span
+                    > limits.max_trace_bytes
+                {
                     v.refused.add(Refusal::TraceTooLarge, 1);
                     continue;
                 }
@@ -347,7 +404,12 @@ impl Ingester {
             self.refuse(tenant, r.as_str(), *n);
         }
         if v.spans.is_empty() {
-            if v.refused.total() > 0 && v.refused.0.iter().all(|(r, _)| matches!(r, Refusal::InvalidTraceId | Refusal::InvalidSpanId)) {
+            if v.refused.total() > 0
+                && v.refused
+                    .0
+                    .iter()
+                    .all(|(r, _)| matches!(r, Refusal::InvalidTraceId | Refusal::InvalidSpanId))
+            {
                 return Err(PushError::InvalidData(v.refused.message()));
             }
             return Ok(PushOk {
@@ -372,7 +434,15 @@ impl Ingester {
             Ok(s) => s,
             Err(e) => {
                 drop(gate);
-                self.refuse(tenant, if matches!(e, WalError::Full { .. }) { "wal_full" } else { "wal_error" }, accepted);
+                self.refuse(
+                    tenant,
+                    if matches!(e, WalError::Full { .. }) {
+                        "wal_full"
+                    } else {
+                        "wal_error"
+                    },
+                    accepted,
+                );
                 tracing::warn!(%tenant, error = %e, "write refused by the write-ahead log");
                 return Err(PushError::Unavailable {
                     message: format!("the ingester cannot store more data now ({e})"),
@@ -383,7 +453,8 @@ impl Ingester {
         *lock(&self.segment_refs).entry(segment).or_default() += accepted;
         lock(&state).insert(v.spans, bytes_per_span, segment, Instant::now());
         drop(gate);
-        self.metrics.received(tenant, protocol, accepted, body_len as u64);
+        self.metrics
+            .received(tenant, protocol, accepted, body_len as u64);
         Ok(PushOk {
             accepted,
             refused: v.refused,
@@ -399,7 +470,9 @@ impl Ingester {
             let mut st = lock(&state);
             st.cut_traces(c.trace_idle_period, c.max_trace_age, now, force);
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            if let Some((traces, segments)) = st.cut_head(c.max_block_bytes, c.max_block_duration, now, force, seq) {
+            if let Some((traces, segments)) =
+                st.cut_head(c.max_block_bytes, c.max_block_duration, now, force, seq)
+            {
                 let _ = self.flush_tx.send(FlushJob {
                     tenant: tenant.clone(),
                     seq,
@@ -408,13 +481,20 @@ impl Ingester {
                 });
             }
             st.expire_cut(c.complete_block_timeout, now);
-            self.metrics.live_traces.with(&[tenant.as_str()]).set(st.live.len() as f64);
+            self.metrics
+                .live_traces
+                .with(&[tenant.as_str()])
+                .set(st.live.len() as f64);
         }
         let stats = self.wal.stats();
         self.metrics.wal_bytes.set(self.wal.total_size() as f64);
         let seen = self.metrics.wal_fsyncs.get();
-        self.metrics.wal_fsyncs.inc_by(stats.fsyncs.saturating_sub(seen));
-        self.metrics.wal_fsync_seconds.set(stats.last_fsync_micros as f64 / 1e6);
+        self.metrics
+            .wal_fsyncs
+            .inc_by(stats.fsyncs.saturating_sub(seen));
+        self.metrics
+            .wal_fsync_seconds
+            .set(stats.last_fsync_micros as f64 / 1e6);
     }
 
     /// Spans waiting in the flush queue or not yet cut, for shutdown and tests.
@@ -428,7 +508,11 @@ impl Ingester {
         let spans: Vec<SpanRecord> = job.traces.values().flatten().cloned().collect();
         let n = spans.len() as u64;
         let tenant = job.tenant.clone();
-        let encoded = match tokio::task::spawn_blocking(move || encode_block(&tenant, spans, &WriteOptions::default())).await {
+        let encoded = match tokio::task::spawn_blocking(move || {
+            encode_block(&tenant, spans, &WriteOptions::default())
+        })
+        .await
+        {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
                 // Encoding only fails on spans the receivers refuse; nothing to retry.
@@ -473,7 +557,9 @@ impl Ingester {
         }
         self.metrics.blocks_flushed.inc();
         self.metrics.spans_flushed.inc_by(n);
-        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(tenant = %job.tenant, block = %meta.block_id, spans = n, elapsed_ms = started.elapsed().as_millis() as u64, "block flushed");
         self.collect_wal().await;
         true
@@ -507,8 +593,14 @@ impl Ingester {
     /// Runs the cut loop and the flusher until `shutdown`; then stops accepting, cuts and
     /// flushes everything (bounded by `drain_timeout`), and leaves the WAL empty when all of
     /// it is durable in object storage.
-    pub async fn run_background(self: Arc<Self>, shutdown: CancellationToken, drain_timeout: Duration) {
-        let Some(mut rx) = lock(&self.flush_rx).take() else { return };
+    pub async fn run_background(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        drain_timeout: Duration,
+    ) {
+        let Some(mut rx) = lock(&self.flush_rx).take() else {
+            return;
+        };
         let flusher = {
             let this = Arc::clone(&self);
             let stop = CancellationToken::new();
@@ -546,7 +638,10 @@ impl Ingester {
             self.collect_wal().await;
             tracing::info!("all data flushed; the write-ahead log is empty");
         } else {
-            tracing::warn!(spans = left, "stopping with unflushed spans; they stay in the write-ahead log and are replayed at start");
+            tracing::warn!(
+                spans = left,
+                "stopping with unflushed spans; they stay in the write-ahead log and are replayed at start"
+            );
         }
     }
 
@@ -561,7 +656,9 @@ fn newest_first(traces: TraceMap, query: &TraceQuery) -> Vec<Vec<SpanRecord>> {
         .into_iter()
         .filter(|(_, spans)| query.matches(spans))
         .map(|(id, spans)| {
-            let start = TraceSummary::from_spans(&spans).map(|s| s.start_unix_nano).unwrap_or(0);
+            let start = TraceSummary::from_spans(&spans)
+                .map(|s| s.start_unix_nano)
+                .unwrap_or(0);
             (start, id, spans)
         })
         .collect();
@@ -574,14 +671,24 @@ fn newest_first(traces: TraceMap, query: &TraceQuery) -> Vec<Vec<SpanRecord>> {
 
 #[async_trait]
 impl RecentData for Ingester {
-    async fn find_trace(&self, tenant: &TenantId, id: &TraceId) -> skein_storage::Result<Vec<SpanRecord>> {
+    async fn find_trace(
+        &self,
+        tenant: &TenantId,
+        id: &TraceId,
+    ) -> skein_storage::Result<Vec<SpanRecord>> {
         let state = lock(&self.tenants).get(tenant).cloned();
         Ok(state.map(|s| lock(&s).trace(id)).unwrap_or_default())
     }
 
-    async fn search(&self, tenant: &TenantId, query: &TraceQuery) -> skein_storage::Result<Vec<Vec<SpanRecord>>> {
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &TraceQuery,
+    ) -> skein_storage::Result<Vec<Vec<SpanRecord>>> {
         let state = lock(&self.tenants).get(tenant).cloned();
-        let Some(state) = state else { return Ok(Vec::new()) };
+        let Some(state) = state else {
+            return Ok(Vec::new());
+        };
         let traces = lock(&state).all_traces();
         Ok(newest_first(traces, query))
     }
@@ -589,5 +696,8 @@ impl RecentData for Ingester {
 
 /// Current time in ns since the epoch.
 pub fn now_unix_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }

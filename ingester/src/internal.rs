@@ -26,11 +26,23 @@ pub fn router(ingester: Arc<Ingester>) -> Router {
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], serde_json::json!({ "error": message }).to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "error": message }).to_string(),
+    )
+        .into_response()
 }
 
-async fn trace_by_id(State(ingester): State<Arc<Ingester>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let tenant = match headers.get(TENANT_HEADER).map(|v| v.to_str().unwrap_or("\u{0}")) {
+async fn trace_by_id(
+    State(ingester): State<Arc<Ingester>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = match headers
+        .get(TENANT_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+    {
         None => TenantId::default_tenant(),
         Some(s) => match TenantId::new(s) {
             Ok(t) => t,
@@ -61,7 +73,11 @@ async fn trace_by_id(State(ingester): State<Arc<Ingester>>, Path(id): Path<Strin
             Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         }
     } else {
-        ([(header::CONTENT_TYPE, "application/x-protobuf")], data.encode_to_vec()).into_response()
+        (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            data.encode_to_vec(),
+        )
+            .into_response()
     }
 }
 

@@ -77,11 +77,17 @@ pub enum Error {
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
 }
 
 /// Opens the WAL and runs the ingester until `shutdown` is cancelled.
-pub async fn run(config: IngesterConfig, store: Store, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    config: IngesterConfig,
+    store: Store,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let ingester = Ingester::open(config, store).await?;
     serve(ingester, shutdown).await
 }
@@ -103,7 +109,8 @@ pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Resu
 
     // The background loop outlives the receivers: it flushes what they accepted.
     let background_stop = CancellationToken::new();
-    let background = tokio::spawn(Arc::clone(&ingester).run_background(background_stop.clone(), DRAIN_TIMEOUT));
+    let background =
+        tokio::spawn(Arc::clone(&ingester).run_background(background_stop.clone(), DRAIN_TIMEOUT));
 
     let grpc = {
         let shutdown = shutdown.clone();
@@ -114,7 +121,10 @@ pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Resu
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
                 .await
-                .map_err(|e| Error::Serve { what: "otlp grpc receiver", message: e.to_string() })
+                .map_err(|e| Error::Serve {
+                    what: "otlp grpc receiver",
+                    message: e.to_string(),
+                })
         }
     };
     let http = {
@@ -124,7 +134,10 @@ pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Resu
             axum::serve(http_listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
-                .map_err(|e| Error::Serve { what: "otlp http receiver", message: e.to_string() })
+                .map_err(|e| Error::Serve {
+                    what: "otlp http receiver",
+                    message: e.to_string(),
+                })
         }
     };
     let internal = {
@@ -134,7 +147,10 @@ pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Resu
             axum::serve(internal_listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
-                .map_err(|e| Error::Serve { what: "ingester internal api", message: e.to_string() })
+                .map_err(|e| Error::Serve {
+                    what: "ingester internal api",
+                    message: e.to_string(),
+                })
         }
     };
     let served = tokio::try_join!(grpc, http, internal);

@@ -71,7 +71,10 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(burst: u64, now: Instant) -> Self {
-        TokenBucket { tokens: burst as f64, last: now }
+        TokenBucket {
+            tokens: burst as f64,
+            last: now,
+        }
     }
 
     /// Takes `n` tokens if available; otherwise says how long until they would be.
@@ -85,7 +88,9 @@ impl TokenBucket {
             Ok(())
         } else {
             let missing = need - self.tokens;
-            Err(Duration::from_secs_f64((missing / rate.max(1) as f64).clamp(1.0, 60.0)))
+            Err(Duration::from_secs_f64(
+                (missing / rate.max(1) as f64).clamp(1.0, 60.0),
+            ))
         }
     }
 }
@@ -114,7 +119,13 @@ impl TenantState {
     }
 
     /// Adds spans that are durable in WAL segment `segment`.
-    pub fn insert(&mut self, spans: Vec<SpanRecord>, bytes_per_span: u64, segment: u64, now: Instant) {
+    pub fn insert(
+        &mut self,
+        spans: Vec<SpanRecord>,
+        bytes_per_span: u64,
+        segment: u64,
+        now: Instant,
+    ) {
         for s in spans {
             let Ok(id) = s.trace_id() else { continue };
             let t = self.live.entry(id).or_insert_with(|| LiveTrace {
@@ -137,7 +148,9 @@ impl TenantState {
             .live
             .iter()
             .filter(|(_, t)| {
-                force || now.saturating_duration_since(t.last) >= idle || now.saturating_duration_since(t.first) >= max_age
+                force
+                    || now.saturating_duration_since(t.last) >= idle
+                    || now.saturating_duration_since(t.first) >= max_age
             })
             .map(|(id, _)| *id)
             .collect();
@@ -152,9 +165,19 @@ impl TenantState {
     }
 
     /// Cuts the head block when it is big or old enough (or with `force`): returns it.
-    pub fn cut_head(&mut self, max_bytes: u64, max_age: Duration, now: Instant, force: bool, seq: u64) -> Option<(Arc<TraceMap>, SegmentCounts)> {
+    pub fn cut_head(
+        &mut self,
+        max_bytes: u64,
+        max_age: Duration,
+        now: Instant,
+        force: bool,
+        seq: u64,
+    ) -> Option<(Arc<TraceMap>, SegmentCounts)> {
         let started = self.head.started?;
-        if !(force || self.head.bytes >= max_bytes || now.saturating_duration_since(started) >= max_age) {
+        if !(force
+            || self.head.bytes >= max_bytes
+            || now.saturating_duration_since(started) >= max_age)
+        {
             return None;
         }
         let head = std::mem::take(&mut self.head);
@@ -170,7 +193,10 @@ impl TenantState {
 
     /// Forgets cut blocks flushed longer than `keep` ago.
     pub fn expire_cut(&mut self, keep: Duration, now: Instant) {
-        self.cut.retain(|b| b.flushed.is_none_or(|(at, _)| now.saturating_duration_since(at) < keep));
+        self.cut.retain(|b| {
+            b.flushed
+                .is_none_or(|(at, _)| now.saturating_duration_since(at) < keep)
+        });
     }
 
     /// Every span of trace `id` held here.
@@ -225,6 +251,9 @@ mod tests {
         assert!(b.take(1, 10, 100, t0).is_err());
         assert!(b.take(10, 10, 100, t0 + Duration::from_secs(1)).is_ok());
         // A request larger than the burst can never pass.
-        assert!(b.take(1000, 10, 100, t0 + Duration::from_secs(100)).is_err());
+        assert!(
+            b.take(1000, 10, 100, t0 + Duration::from_secs(100))
+                .is_err()
+        );
     }
 }

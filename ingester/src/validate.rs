@@ -222,9 +222,16 @@ mod tests {
         );
         assert_eq!(v.spans.len(), 1);
         assert_eq!(v.refused.total(), 4);
-        assert_eq!(v.refused.0, vec![(Refusal::InvalidTraceId, 2), (Refusal::InvalidSpanId, 2)]);
+        assert_eq!(
+            v.refused.0,
+            vec![(Refusal::InvalidTraceId, 2), (Refusal::InvalidSpanId, 2)]
+        );
         assert!(v.modified);
-        assert!(v.refused.message().contains("2 span(s) refused: trace id must be 16 bytes"));
+        assert!(
+            v.refused
+                .message()
+                .contains("2 span(s) refused: trace id must be 16 bytes")
+        );
     }
 
     #[test]

@@ -52,7 +52,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Registry {
-    fn family(&self, name: &'static str, help: &'static str, labels: &'static [&'static str], kind: Kind) -> Arc<Family> {
+    fn family(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        kind: Kind,
+    ) -> Arc<Family> {
         let mut families = lock(&self.families);
         if let Some(f) = families.iter().find(|f| f.name == name) {
             return Arc::clone(f);
@@ -69,12 +75,22 @@ impl Registry {
     }
 
     /// A counter family (registering it once; later calls return the same family).
-    pub fn counter(&self, name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Metric {
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Metric {
         Metric(self.family(name, help, labels, Kind::Counter))
     }
 
     /// A gauge family.
-    pub fn gauge(&self, name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Metric {
+    pub fn gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Metric {
         Metric(self.family(name, help, labels, Kind::Gauge))
     }
 
@@ -99,12 +115,22 @@ impl Registry {
                 Kind::Gauge => "gauge",
                 Kind::Histogram(_) => "histogram",
             };
-            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", f.name, f.help, f.name, ty);
+            let _ = writeln!(
+                out,
+                "# HELP {} {}\n# TYPE {} {}",
+                f.name, f.help, f.name, ty
+            );
             for (values, s) in lock(&f.series).iter() {
                 let labels = label_text(f.labels, values, None);
                 match f.kind {
                     Kind::Counter => {
-                        let _ = writeln!(out, "{}{} {}", f.name, labels, s.value.load(Ordering::Relaxed));
+                        let _ = writeln!(
+                            out,
+                            "{}{} {}",
+                            f.name,
+                            labels,
+                            s.value.load(Ordering::Relaxed)
+                        );
                     }
                     Kind::Gauge => {
                         let v = f64::from_bits(s.value.load(Ordering::Relaxed));
@@ -121,7 +147,11 @@ impl Registry {
                         let l = label_text(f.labels, values, Some("+Inf"));
                         let _ = writeln!(out, "{}_bucket{} {}", f.name, l, count);
                         let sum = f64::from_bits(s.sum.load(Ordering::Relaxed));
-                        let _ = writeln!(out, "{}_sum{} {}\n{}_count{} {}", f.name, labels, sum, f.name, labels, count);
+                        let _ = writeln!(
+                            out,
+                            "{}_sum{} {}\n{}_count{} {}",
+                            f.name, labels, sum, f.name, labels, count
+                        );
                     }
                 }
             }
@@ -131,15 +161,25 @@ impl Registry {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn label_text(names: &[&str], values: &[String], le: Option<&str>) -> String {
-    let mut parts: Vec<String> = names.iter().zip(values).map(|(n, v)| format!("{n}=\"{}\"", escape(v))).collect();
+    let mut parts: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
+        .collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
     }
-    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
 }
 
 /// A metric family; pick a series with [`with`](Metric::with).
@@ -205,7 +245,12 @@ impl Handle {
         let mut cur = self.series.sum.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(cur) + v).to_bits();
-            match self.series.sum.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.series.sum.compare_exchange_weak(
+                cur,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(actual) => cur = actual,
             }
@@ -214,7 +259,9 @@ impl Handle {
 }
 
 /// Latency buckets in seconds, 0.5 ms to 10 s.
-pub const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[cfg(test)]
 mod tests {
@@ -230,9 +277,18 @@ mod tests {
         h.with(&[]).observe(5.0);
         r.gauge("skein_test_gauge", "g", &[]).with(&[]).set(2.5);
         let text = r.render();
-        assert!(text.contains("skein_test_total{tenant=\"a\\\"b\"} 3"), "{text}");
-        assert!(text.contains("skein_test_seconds_bucket{le=\"0.1\"} 1"), "{text}");
-        assert!(text.contains("skein_test_seconds_bucket{le=\"+Inf\"} 2"), "{text}");
+        assert!(
+            text.contains("skein_test_total{tenant=\"a\\\"b\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skein_test_seconds_bucket{le=\"0.1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skein_test_seconds_bucket{le=\"+Inf\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("skein_test_seconds_count 2"), "{text}");
         assert!(text.contains("skein_test_gauge 2.5"), "{text}");
     }
