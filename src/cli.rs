@@ -41,6 +41,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the version and build information.
     Version,
+    /// Send generated traces to an OTLP endpoint and report throughput and latency.
+    Loadgen(crate::loadgen::LoadgenArgs),
 }
 
 /// `skein config ...`

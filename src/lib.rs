@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod loadgen;
 pub mod roles;
 
 use std::io::IsTerminal;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print_version();
             Ok(())
         }
+        Some(Command::Loadgen(args)) => loadgen::run(args),
         Some(Command::Config(ConfigCommand::Check)) => {
             let loaded = Config::load(cli.config.as_deref(), config::process_env()?)?;
             let source = match &loaded.file {

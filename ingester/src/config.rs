@@ -135,6 +135,7 @@ pub struct LimitsConfig {
     /// Limits of tenants without an override.
     pub defaults: TenantLimits,
     /// Per-tenant overrides, e.g. `[ingester.limits.overrides.team-a]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, TenantLimitsOverride>,
 }
 

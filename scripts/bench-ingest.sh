@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Ingest benchmark: runs skein (all roles, local disk, WAL with fsync, blocks flushing) and
+# `skein loadgen` on this machine, and prints spans/s accepted, server CPU-seconds per million
+# spans, p99 export latency and peak RSS, next to how fast prost alone decodes the same
+# payloads.
+#
+#   ./scripts/bench-ingest.sh [SECONDS] [PROTOCOL] [CONCURRENCY] [BATCH]
+#
+# Defaults: 30 s, grpc, 8 requests in flight, 1000 spans per request.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+seconds=${1:-30}
+protocol=${2:-grpc}
+concurrency=${3:-8}
+batch=${4:-1000}
+
+cargo build --release --quiet
+bin="$root/target/release/skein"
+work=$(mktemp -d "${TMPDIR:-/tmp}/skein-bench.XXXXXX")
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+http=$(port); jaeger=$(port); grpc=$(port); otlp_http=$(port); internal=$(port)
+cat > "$work/skein.toml" <<TOML
+[server]
+http_listen = "127.0.0.1:$http"
+jaeger_listen = "127.0.0.1:$jaeger"
+log_level = "warn"
+
+[ingester]
+otlp_grpc_listen = "127.0.0.1:$grpc"
+otlp_http_listen = "127.0.0.1:$otlp_http"
+internal_listen = "127.0.0.1:$internal"
+wal_dir = "$work/wal"
+
+[ingester.limits.defaults]
+ingestion_rate_bytes = 10000000000
+ingestion_burst_bytes = 20000000000
+max_live_traces = 10000000
+
+[storage]
+backend = "local"
+path = "$work/blocks"
+TOML
+
+"$bin" --config "$work/skein.toml" > "$work/skein.log" 2>&1 &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 200); do
+  curl -fs "http://127.0.0.1:$internal/ready" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "== prost decode ceiling (same payloads, one core)"
+"$bin" loadgen --decode-only --batch "$batch" --duration 10s
+
+ticks=$(getconf CLK_TCK)
+cpu() { awk -v t="$ticks" '{print ($14+$15)/t}' "/proc/$pid/stat"; }
+before=$(cpu)
+echo "== load: $protocol, $concurrency in flight, $batch spans per request, $seconds s"
+endpoint="http://127.0.0.1:$grpc"
+[ "$protocol" != grpc ] && endpoint="http://127.0.0.1:$otlp_http/v1/traces"
+"$bin" loadgen --protocol "$protocol" --endpoint "$endpoint" --concurrency "$concurrency" \
+  --batch "$batch" --duration "${seconds}s" | tee "$work/loadgen.txt"
+after=$(cpu)
+spans=$(awk '/^spans_accepted/ {print $2}' "$work/loadgen.txt")
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+flushed=$(curl -fs "http://127.0.0.1:$internal/metrics" | awk '/^skein_ingester_blocks_flushed_total/ {print $2}')
+echo "== server"
+awk -v b="$before" -v a="$after" -v s="$spans" -v r="$rss" -v f="$flushed" 'BEGIN {
+  cpu = a - b
+  printf "server_cpu_seconds %.2f\n", cpu
+  printf "spans_per_server_cpu_second %.0f\n", (cpu > 0 ? s / cpu : 0)
+  printf "server_cpu_seconds_per_million_spans %.2f\n", (s > 0 ? cpu * 1e6 / s : 0)
+  printf "peak_rss_mib %.0f\n", r / 1024
+  printf "blocks_flushed %d\n", f
+}'
