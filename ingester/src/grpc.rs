@@ -21,6 +21,28 @@ pub struct Receiver {
     ingester: Arc<Ingester>,
 }
 
+/// tonic answers a message over `max_decoding_message_size` with OUT_OF_RANGE, which OTLP
+/// clients retry; the OTLP specification wants RESOURCE_EXHAUSTED (final without RetryInfo)
+/// for a request that is too large. tonic sends such errors as a trailers-only response, so
+/// the status is a header that can be rewritten on the way out.
+pub fn out_of_range_is_resource_exhausted<B>(
+    mut resp: axum::http::Response<B>,
+) -> axum::http::Response<B> {
+    const OUT_OF_RANGE: &str = "11";
+    const RESOURCE_EXHAUSTED: u16 = 8;
+    let headers = resp.headers_mut();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|v| v == OUT_OF_RANGE)
+    {
+        headers.insert(
+            "grpc-status",
+            axum::http::HeaderValue::from(RESOURCE_EXHAUSTED),
+        );
+    }
+    resp
+}
+
 /// Builds the tonic service, accepting gzip and zstd requests.
 pub fn service(ingester: Arc<Ingester>) -> TraceServiceServer<Receiver> {
     // tonic refuses messages above this size itself (OUT_OF_RANGE); below it the tenant's own

@@ -204,7 +204,13 @@ fn push_response(result: Result<PushOk, PushError>, enc: Encoding) -> Response {
             let refused = ok.refused.total();
             let body = match enc {
                 Encoding::Json => {
-                    encode_export_response_json(refused as i64, &ok.refused.message())
+                    // Full success leaves partialSuccess out, as for protobuf.
+                    let message = if refused > 0 {
+                        ok.refused.message()
+                    } else {
+                        String::new()
+                    };
+                    encode_export_response_json(refused as i64, &message)
                 }
                 Encoding::Protobuf => ExportTraceServiceResponse {
                     // Full success leaves partial_success unset.
@@ -238,7 +244,7 @@ fn push_response(result: Result<PushOk, PushError>, enc: Encoding) -> Response {
             code::RESOURCE_EXHAUSTED,
             &message,
             enc,
-            Some(retry_after.as_secs()),
+            Some(retry_after.as_secs_f64().ceil() as u64),
         ),
         Err(PushError::Unavailable {
             message,
@@ -248,7 +254,7 @@ fn push_response(result: Result<PushOk, PushError>, enc: Encoding) -> Response {
             code::UNAVAILABLE,
             &message,
             enc,
-            Some(retry_after.as_secs()),
+            Some(retry_after.as_secs_f64().ceil() as u64),
         ),
     }
 }

@@ -331,11 +331,25 @@ impl Ingester {
             });
         }
         let limits = self.config.limits.for_tenant(tenant.as_str());
+        let sent: u64 = request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len() as u64)
+            .sum();
         if body_len as u64 > limits.max_request_bytes {
-            self.refuse(tenant, "request_too_large", 1);
+            self.refuse(tenant, "request_too_large", sent);
             return Err(PushError::TooLarge(format!(
                 "request of {body_len} bytes exceeds the tenant's max_request_bytes of {}",
                 limits.max_request_bytes
+            )));
+        }
+        if body_len as u64 > limits.ingestion_burst_bytes {
+            // It could never pass the rate limit: a final answer, not "retry later".
+            self.refuse(tenant, "request_too_large", sent);
+            return Err(PushError::TooLarge(format!(
+                "request of {body_len} bytes exceeds the tenant's ingestion_burst_bytes of {}; send smaller batches",
+                limits.ingestion_burst_bytes
             )));
         }
         let state = self.tenant(tenant);
@@ -348,7 +362,7 @@ impl Ingester {
                 Instant::now(),
             ) {
                 drop(st);
-                self.refuse(tenant, "rate_limited", 1);
+                self.refuse(tenant, "rate_limited", sent);
                 return Err(PushError::RateLimited {
                     message: format!(
                         "tenant {tenant} is over its ingestion rate of {} bytes/s (burst {} bytes); retry later",

@@ -118,6 +118,9 @@ pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Resu
         let svc = grpc::service(Arc::clone(&ingester));
         async move {
             tonic::transport::Server::builder()
+                .layer(tower::util::MapResponseLayer::new(
+                    grpc::out_of_range_is_resource_exhausted,
+                ))
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
                 .await

@@ -76,6 +76,7 @@ pub fn router(build_info: BuildInfo) -> Router {
         .route("/ready", get(ready))
         .route("/api/echo", get(echo))
         .route("/api/status/buildinfo", get(buildinfo))
+        .route("/metrics", get(metrics))
         .with_state(Arc::new(build_info))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -94,6 +95,17 @@ async fn ready() -> &'static str {
 }
 
 /// Tempo's `/api/echo`, which Grafana's Tempo data source calls to test the connection.
+/// Every role's metrics of this process (one registry), in the Prometheus text format.
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        skein_storage::metrics::registry().render(),
+    )
+}
+
 async fn echo() -> &'static str {
     "echo"
 }

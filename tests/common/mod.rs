@@ -40,7 +40,7 @@ impl Ports {
 }
 
 /// Everything a test may want to set, written into a config file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Extra TOML appended to the `[ingester]` section (e.g. `trace_idle_period = "1s"`).
     pub ingester: String,
@@ -50,17 +50,6 @@ pub struct Options {
     pub extra: String,
     /// Roles (`--target`); default all.
     pub target: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            ingester: String::new(),
-            storage: None,
-            extra: String::new(),
-            target: None,
-        }
-    }
 }
 
 /// A running `skein`. Killed (SIGKILL) on drop so a failing test leaves nothing behind.
