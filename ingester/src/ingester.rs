@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::TryStreamExt;
 use prost::Message;
 use skein_storage::block::{WriteOptions, encode_block};
 use skein_storage::metrics::{Handle, LATENCY_BUCKETS, registry};
@@ -14,7 +15,7 @@ use skein_storage::model::{spans_from_otlp, spans_to_otlp};
 use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_storage::query::{TraceQuery, TraceSummary};
 use skein_storage::recent::RecentData;
-use skein_storage::{BlockWriter, SpanRecord, Store, TenantId, TraceId};
+use skein_storage::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
 use tokio::sync::{RwLock, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -519,6 +520,12 @@ impl Ingester {
     /// Writes one block, retrying with backoff until it is durable or `shutdown` fires.
     async fn flush(&self, job: FlushJob, shutdown: &CancellationToken) -> bool {
         let started = Instant::now();
+        // Seal the WAL segment that holds these spans, so it can be deleted once they (and
+        // whatever else it holds) are written; otherwise a quiet ingester would keep appending
+        // to one segment that never becomes deletable.
+        if let Err(e) = self.wal.rotate().await {
+            tracing::warn!(error = %e, "cannot seal the active wal segment");
+        }
         let spans: Vec<SpanRecord> = job.traces.values().flatten().cloned().collect();
         let n = spans.len() as u64;
         let tenant = job.tenant.clone();
@@ -558,7 +565,10 @@ impl Ingester {
             let state = self.tenant(&job.tenant);
             let mut st = lock(&state);
             if let Some(b) = st.cut.iter_mut().find(|b| b.seq == job.seq) {
-                b.flushed = Some((Instant::now(), meta.block_id));
+                // From now on the spans are read back from the block: memory stays bounded by
+                // what is not yet written.
+                b.traces = None;
+                b.flushed = Some((Instant::now(), meta.clone()));
             }
         }
         {
@@ -691,7 +701,21 @@ impl RecentData for Ingester {
         id: &TraceId,
     ) -> skein_storage::Result<Vec<SpanRecord>> {
         let state = lock(&self.tenants).get(tenant).cloned();
-        Ok(state.map(|s| lock(&s).trace(id)).unwrap_or_default())
+        let Some(state) = state else {
+            return Ok(Vec::new());
+        };
+        let (mut spans, flushed) = {
+            let st = lock(&state);
+            (st.trace(id), st.flushed_blocks())
+        };
+        for meta in flushed {
+            spans.extend(
+                BlockReader::open(self.store.clone(), meta)
+                    .find_trace(id)
+                    .await?,
+            );
+        }
+        Ok(spans)
     }
 
     async fn search(
@@ -703,7 +727,27 @@ impl RecentData for Ingester {
         let Some(state) = state else {
             return Ok(Vec::new());
         };
-        let traces = lock(&state).all_traces();
+        let (mut traces, flushed) = {
+            let st = lock(&state);
+            (st.all_traces(), st.flushed_blocks())
+        };
+        let window = ScanFilter {
+            start_unix_nano: query.start_unix_nano,
+            end_unix_nano: query.end_unix_nano,
+            whole_traces: true,
+            ..Default::default()
+        };
+        for meta in flushed {
+            let parts: Vec<Vec<SpanRecord>> = BlockReader::open(self.store.clone(), meta)
+                .scan(window.clone())
+                .try_collect()
+                .await?;
+            for s in parts.into_iter().flatten() {
+                if let Ok(id) = s.trace_id() {
+                    traces.entry(id).or_default().push(s);
+                }
+            }
+        }
         Ok(newest_first(traces, query))
     }
 }

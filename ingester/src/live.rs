@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use skein_storage::{BlockId, SpanRecord, TraceId};
+use skein_storage::{BlockMeta, SpanRecord, TraceId};
 
 /// Spans grouped by trace.
 pub type TraceMap = HashMap<TraceId, Vec<SpanRecord>>;
@@ -35,17 +35,18 @@ pub struct LiveTrace {
     pub segments: SegmentCounts,
 }
 
-/// A cut block: being written, or written and kept until queriers see it.
+/// A cut block: held in memory until it is written, then remembered (not its spans: they
+/// are read back from object storage) until queriers see it.
 #[derive(Debug)]
 pub struct CutBlock {
     /// Identifies the block in the flush queue.
     pub seq: u64,
-    /// Its spans.
-    pub traces: Arc<TraceMap>,
+    /// Its spans, until the block is written.
+    pub traces: Option<Arc<TraceMap>>,
     /// WAL segments its spans came from.
     pub segments: SegmentCounts,
-    /// When the block became durable in object storage, with its ID.
-    pub flushed: Option<(Instant, BlockId)>,
+    /// When the block became durable in object storage, and its meta.
+    pub flushed: Option<(Instant, BlockMeta)>,
 }
 
 /// The head block: traces cut from live, waiting to become a block.
@@ -184,7 +185,7 @@ impl TenantState {
         let traces = Arc::new(head.traces);
         self.cut.push(CutBlock {
             seq,
-            traces: Arc::clone(&traces),
+            traces: Some(Arc::clone(&traces)),
             segments: head.segments.clone(),
             flushed: None,
         });
@@ -195,7 +196,8 @@ impl TenantState {
     pub fn expire_cut(&mut self, keep: Duration, now: Instant) {
         self.cut.retain(|b| {
             b.flushed
-                .is_none_or(|(at, _)| now.saturating_duration_since(at) < keep)
+                .as_ref()
+                .is_none_or(|(at, _)| now.saturating_duration_since(*at) < keep)
         });
     }
 
@@ -209,11 +211,19 @@ impl TenantState {
             out.extend(t.iter().cloned());
         }
         for b in &self.cut {
-            if let Some(t) = b.traces.get(id) {
+            if let Some(t) = b.traces.as_ref().and_then(|t| t.get(id)) {
                 out.extend(t.iter().cloned());
             }
         }
         out
+    }
+
+    /// Written blocks whose spans are no longer in memory.
+    pub fn flushed_blocks(&self) -> Vec<BlockMeta> {
+        self.cut
+            .iter()
+            .filter_map(|b| b.flushed.as_ref().map(|(_, m)| m.clone()))
+            .collect()
     }
 
     /// Every trace held here, pieces joined.
@@ -225,8 +235,8 @@ impl TenantState {
         for (id, t) in &self.head.traces {
             out.entry(*id).or_default().extend(t.iter().cloned());
         }
-        for b in &self.cut {
-            for (id, t) in b.traces.iter() {
+        for b in self.cut.iter().filter_map(|b| b.traces.as_ref()) {
+            for (id, t) in b.iter() {
                 out.entry(*id).or_default().extend(t.iter().cloned());
             }
         }
