@@ -48,6 +48,11 @@ pub struct IngesterConfig {
     /// How often live traces are checked for cutting. Default `1s`.
     #[serde(with = "humantime_serde")]
     pub cut_interval: Duration,
+    /// Most request bytes held in memory and not yet written to object storage, over all
+    /// tenants. Above it, writes get a retryable refusal (HTTP 503, gRPC UNAVAILABLE) until
+    /// the flusher catches up: memory stays bounded when spans arrive faster than blocks can
+    /// be written. Default 128 MiB.
+    pub max_unflushed_bytes: u64,
     /// Longest wait between two attempts to upload a block while object storage fails.
     /// Default `30s`.
     #[serde(with = "humantime_serde")]
@@ -71,6 +76,7 @@ impl Default for IngesterConfig {
             max_block_duration: Duration::from_secs(60),
             complete_block_timeout: Duration::from_secs(120),
             cut_interval: Duration::from_secs(1),
+            max_unflushed_bytes: 128 << 20,
             flush_max_backoff: Duration::from_secs(30),
             limits: LimitsConfig::default(),
         }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::TryStreamExt;
 use prost::Message;
-use skein_storage::block::{WriteOptions, encode_block};
+use skein_storage::block::{WriteOptions, encode_block_refs};
 use skein_storage::metrics::{Handle, LATENCY_BUCKETS, registry};
 use skein_storage::model::{spans_from_otlp, spans_to_otlp};
 use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -68,6 +68,7 @@ struct FlushJob {
     seq: u64,
     traces: Arc<TraceMap>,
     segments: SegmentCounts,
+    bytes: u64,
 }
 
 /// Spans and bytes received, per (tenant, protocol).
@@ -202,6 +203,8 @@ pub struct Ingester {
     flush_tx: mpsc::UnboundedSender<FlushJob>,
     flush_rx: Mutex<Option<mpsc::UnboundedReceiver<FlushJob>>>,
     next_seq: AtomicU64,
+    /// Request bytes accepted and not yet in a written block.
+    unflushed_bytes: AtomicU64,
     accepting: AtomicBool,
     metrics: Metrics,
 }
@@ -251,6 +254,7 @@ impl Ingester {
             flush_tx,
             flush_rx: Mutex::new(Some(flush_rx)),
             next_seq: AtomicU64::new(0),
+            unflushed_bytes: AtomicU64::new(0),
             accepting: AtomicBool::new(true),
             metrics: Metrics::new(),
         });
@@ -269,6 +273,9 @@ impl Ingester {
             }
             *lock(&ingester.segment_refs).entry(r.segment).or_default() += n;
             lock(&ingester.tenant(&tenant)).insert(recs, bytes / n, r.segment, now);
+            ingester
+                .unflushed_bytes
+                .fetch_add(bytes / n * n, Ordering::Relaxed);
             records += 1;
             spans += n;
         }
@@ -344,6 +351,17 @@ impl Ingester {
                 "request of {body_len} bytes exceeds the tenant's max_request_bytes of {}",
                 limits.max_request_bytes
             )));
+        }
+        let unflushed = self.unflushed_bytes.load(Ordering::Relaxed);
+        if unflushed > self.config.max_unflushed_bytes {
+            self.refuse(tenant, "backpressure", sent);
+            return Err(PushError::Unavailable {
+                message: format!(
+                    "the ingester holds {unflushed} bytes not yet written to object storage (max_unflushed_bytes {}); retry shortly",
+                    self.config.max_unflushed_bytes
+                ),
+                retry_after: Duration::from_secs(2),
+            });
         }
         if body_len as u64 > limits.ingestion_burst_bytes {
             // It could never pass the rate limit: a final answer, not "retry later".
@@ -466,6 +484,8 @@ impl Ingester {
             }
         };
         *lock(&self.segment_refs).entry(segment).or_default() += accepted;
+        self.unflushed_bytes
+            .fetch_add(bytes_per_span * accepted, Ordering::Relaxed);
         lock(&state).insert(v.spans, bytes_per_span, segment, Instant::now());
         drop(gate);
         self.metrics
@@ -485,7 +505,7 @@ impl Ingester {
             let mut st = lock(&state);
             st.cut_traces(c.trace_idle_period, c.max_trace_age, now, force);
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            if let Some((traces, segments)) =
+            if let Some((traces, segments, bytes)) =
                 st.cut_head(c.max_block_bytes, c.max_block_duration, now, force, seq)
             {
                 let _ = self.flush_tx.send(FlushJob {
@@ -493,6 +513,7 @@ impl Ingester {
                     seq,
                     traces,
                     segments,
+                    bytes,
                 });
             }
             st.expire_cut(c.complete_block_timeout, now);
@@ -526,11 +547,17 @@ impl Ingester {
         if let Err(e) = self.wal.rotate().await {
             tracing::warn!(error = %e, "cannot seal the active wal segment");
         }
-        let spans: Vec<SpanRecord> = job.traces.values().flatten().cloned().collect();
-        let n = spans.len() as u64;
+        let n: u64 = job.traces.values().map(|t| t.len() as u64).sum();
         let tenant = job.tenant.clone();
+        let traces = Arc::clone(&job.traces);
+        // Encoded from references: the spans stay shared with the queries that read them
+        // until the block is written, instead of being copied.
         let encoded = match tokio::task::spawn_blocking(move || {
-            encode_block(&tenant, spans, &WriteOptions::default())
+            encode_block_refs(
+                &tenant,
+                traces.values().flatten().collect(),
+                &WriteOptions::default(),
+            )
         })
         .await
         {
@@ -579,6 +606,10 @@ impl Ingester {
                 }
             }
         }
+        self.unflushed_bytes.fetch_sub(
+            job.bytes.min(self.unflushed_bytes.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         self.metrics.blocks_flushed.inc();
         self.metrics.spans_flushed.inc_by(n);
         self.metrics

@@ -173,7 +173,7 @@ impl TenantState {
         now: Instant,
         force: bool,
         seq: u64,
-    ) -> Option<(Arc<TraceMap>, SegmentCounts)> {
+    ) -> Option<(Arc<TraceMap>, SegmentCounts, u64)> {
         let started = self.head.started?;
         if !(force
             || self.head.bytes >= max_bytes
@@ -189,7 +189,8 @@ impl TenantState {
             segments: head.segments.clone(),
             flushed: None,
         });
-        Some((traces, head.segments))
+        let bytes = head.bytes;
+        Some((traces, head.segments, bytes))
     }
 
     /// Forgets cut blocks flushed longer than `keep` ago.

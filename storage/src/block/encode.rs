@@ -68,8 +68,14 @@ pub struct EncodedStats {
 /// Encodes spans into a Parquet file. Sorts them by (trace ID, start time, span ID).
 ///
 /// CPU-heavy: call it from a blocking thread, not from async code.
-pub fn encode_spans(
-    mut spans: Vec<SpanRecord>,
+pub fn encode_spans(spans: Vec<SpanRecord>, opts: &EncodeOptions) -> Result<(Bytes, EncodedStats)> {
+    encode_span_refs(spans.iter().collect(), opts)
+}
+
+/// Like [`encode_spans`], over borrowed spans: a caller that keeps its spans (an ingester
+/// serving them until the block is written) does not need a copy.
+pub fn encode_span_refs(
+    mut spans: Vec<&SpanRecord>,
     opts: &EncodeOptions,
 ) -> Result<(Bytes, EncodedStats)> {
     for s in &spans {
@@ -309,7 +315,7 @@ impl BatchBuilder {
     }
 
     /// Appends every span of one trace (already sorted by start time).
-    fn push_trace(&mut self, trace: &[SpanRecord]) -> Result<()> {
+    fn push_trace(&mut self, trace: &[&SpanRecord]) -> Result<()> {
         let trace_start = trace
             .iter()
             .map(|s| s.span.start_time_unix_nano)

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use super::encode::{EncodeOptions, encode_spans};
+use super::encode::{EncodeOptions, encode_span_refs};
 use crate::bloom::BloomFilter;
 use crate::error::{Error, Result};
 use crate::ids::{BlockId, TenantId};
@@ -42,10 +42,19 @@ pub fn encode_block(
     spans: Vec<SpanRecord>,
     opts: &WriteOptions,
 ) -> Result<EncodedBlock> {
+    encode_block_refs(tenant, spans.iter().collect(), opts)
+}
+
+/// Like [`encode_block`], over borrowed spans.
+pub fn encode_block_refs(
+    tenant: &TenantId,
+    spans: Vec<&SpanRecord>,
+    opts: &WriteOptions,
+) -> Result<EncodedBlock> {
     if spans.is_empty() {
         return Err(Error::invalid("block", "a block needs at least one span"));
     }
-    let (data, stats) = encode_spans(spans, &opts.encode)?;
+    let (data, stats) = encode_span_refs(spans, &opts.encode)?;
     let mut bloom = BloomFilter::with_capacity(stats.trace_ids.len());
     for id in &stats.trace_ids {
         bloom.insert(id);
