@@ -124,7 +124,9 @@ pub fn encode_span_refs(
         rg_first.get_or_insert(id);
         rg_last = id;
         i = j;
-        if batch.rows >= opts.row_group_rows {
+        // Close the row group at a trace boundary once it is big enough, and after the last
+        // trace.
+        if batch.rows >= opts.row_group_rows || i == spans.len() {
             flush_row_group(
                 &mut writer,
                 &mut batch,
@@ -133,15 +135,6 @@ pub fn encode_span_refs(
                 rg_last,
             )?;
         }
-    }
-    if batch.rows > 0 {
-        flush_row_group(
-            &mut writer,
-            &mut batch,
-            &mut stats,
-            rg_first.take(),
-            rg_last,
-        )?;
     }
     stats.span_count = spans.len() as u64;
     if spans.is_empty() {
