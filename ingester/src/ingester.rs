@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::TryStreamExt;
 use prost::Message;
-use skein_storage::block::{WriteOptions, encode_block_refs};
+use skein_storage::block::{WriteOptions, encode_block};
 use skein_storage::metrics::{Handle, LATENCY_BUCKETS, registry};
 use skein_storage::model::{spans_from_otlp, spans_to_otlp};
 use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -20,7 +20,7 @@ use tokio::sync::{RwLock, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::IngesterConfig;
-use crate::live::{SegmentCounts, TenantState, TraceMap};
+use crate::live::{Chunk, ChunkMap, SegmentCounts, TenantState, TraceMap, decode};
 use crate::validate::{Refusal, Refusals, validate};
 use crate::wal::{Wal, WalError, WalOptions};
 
@@ -66,7 +66,7 @@ pub struct PushOk {
 struct FlushJob {
     tenant: TenantId,
     seq: u64,
-    traces: Arc<TraceMap>,
+    traces: Arc<ChunkMap>,
     segments: SegmentCounts,
     bytes: u64,
 }
@@ -222,7 +222,8 @@ fn wal_record(tenant: &TenantId, request: &[u8]) -> Bytes {
     b.freeze()
 }
 
-fn parse_wal_record(payload: &[u8]) -> Option<(TenantId, ExportTraceServiceRequest)> {
+/// Splits a WAL record into its tenant, its decoded request and the request's bytes.
+fn parse_wal_record(payload: &Bytes) -> Option<(TenantId, ExportTraceServiceRequest, Bytes)> {
     let (&format, rest) = payload.split_first()?;
     if format != WAL_FORMAT {
         return None;
@@ -230,8 +231,20 @@ fn parse_wal_record(payload: &[u8]) -> Option<(TenantId, ExportTraceServiceReque
     let (&len, rest) = rest.split_first()?;
     let tenant = std::str::from_utf8(rest.get(..len as usize)?).ok()?;
     let tenant = TenantId::new(tenant).ok()?;
-    let req = ExportTraceServiceRequest::decode(rest.get(len as usize..)?).ok()?;
-    Some((tenant, req))
+    let body = payload.slice(2 + len as usize..);
+    let req = ExportTraceServiceRequest::decode(body.as_ref()).ok()?;
+    Some((tenant, req, body))
+}
+
+/// How many spans of each trace `spans` holds.
+fn counts_by_trace<'a>(spans: impl IntoIterator<Item = &'a SpanRecord>) -> HashMap<TraceId, u64> {
+    let mut counts = HashMap::new();
+    for s in spans {
+        if let Ok(id) = s.trace_id() {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    counts
 }
 
 impl Ingester {
@@ -261,18 +274,19 @@ impl Ingester {
         let now = Instant::now();
         let (mut records, mut spans) = (0u64, 0u64);
         for r in replayed {
-            let Some((tenant, req)) = parse_wal_record(&r.payload) else {
+            let Some((tenant, req, body)) = parse_wal_record(&r.payload) else {
                 tracing::warn!(segment = r.segment, "skipping an unreadable wal record");
                 continue;
             };
             let bytes = r.payload.len() as u64;
-            let recs = spans_from_otlp(req.resource_spans);
-            let n = recs.len() as u64;
+            let counts = counts_by_trace(&spans_from_otlp(req.resource_spans));
+            let n: u64 = counts.values().sum();
             if n == 0 {
                 continue;
             }
             *lock(&ingester.segment_refs).entry(r.segment).or_default() += n;
-            lock(&ingester.tenant(&tenant)).insert(recs, bytes / n, r.segment, now);
+            let chunk = Arc::new(Chunk { bytes: body });
+            lock(&ingester.tenant(&tenant)).insert(&chunk, &counts, bytes / n, r.segment, now);
             ingester
                 .unflushed_bytes
                 .fetch_add(bytes / n * n, Ordering::Relaxed);
@@ -486,7 +500,10 @@ impl Ingester {
         *lock(&self.segment_refs).entry(segment).or_default() += accepted;
         self.unflushed_bytes
             .fetch_add(bytes_per_span * accepted, Ordering::Relaxed);
-        lock(&state).insert(v.spans, bytes_per_span, segment, Instant::now());
+        let counts = counts_by_trace(&v.spans);
+        drop(std::mem::take(&mut v.spans));
+        let chunk = Arc::new(Chunk { bytes: encoded });
+        lock(&state).insert(&chunk, &counts, bytes_per_span, segment, Instant::now());
         drop(gate);
         self.metrics
             .received(tenant, protocol, accepted, body_len as u64);
@@ -547,17 +564,13 @@ impl Ingester {
         if let Err(e) = self.wal.rotate().await {
             tracing::warn!(error = %e, "cannot seal the active wal segment");
         }
-        let n: u64 = job.traces.values().map(|t| t.len() as u64).sum();
         let tenant = job.tenant.clone();
         let traces = Arc::clone(&job.traces);
-        // Encoded from references: the spans stay shared with the queries that read them
-        // until the block is written, instead of being copied.
+        // Decoding the held chunks and encoding the block both happen off the async runtime.
         let encoded = match tokio::task::spawn_blocking(move || {
-            encode_block_refs(
-                &tenant,
-                traces.values().flatten().collect(),
-                &WriteOptions::default(),
-            )
+            let spans: Vec<SpanRecord> = decode(&traces).into_values().flatten().collect();
+            let n = spans.len() as u64;
+            encode_block(&tenant, spans, &WriteOptions::default()).map(|b| (b, n))
         })
         .await
         {
@@ -572,6 +585,7 @@ impl Ingester {
                 return false;
             }
         };
+        let (encoded, n) = encoded;
         let writer = BlockWriter::new(self.store.clone());
         let mut backoff = Duration::from_millis(200);
         let meta = loop {
@@ -735,10 +749,12 @@ impl RecentData for Ingester {
         let Some(state) = state else {
             return Ok(Vec::new());
         };
-        let (mut spans, flushed) = {
+        let (chunks, flushed) = {
             let st = lock(&state);
-            (st.trace(id), st.flushed_blocks())
+            (st.trace_chunks(id), st.flushed_blocks())
         };
+        // Decoded outside the lock: receivers keep going meanwhile.
+        let mut spans = decode(&chunks).remove(id).unwrap_or_default();
         for meta in flushed {
             spans.extend(
                 BlockReader::open(self.store.clone(), meta)
@@ -758,10 +774,11 @@ impl RecentData for Ingester {
         let Some(state) = state else {
             return Ok(Vec::new());
         };
-        let (mut traces, flushed) = {
+        let (chunks, flushed) = {
             let st = lock(&state);
-            (st.all_traces(), st.flushed_blocks())
+            (st.all_chunks(), st.flushed_blocks())
         };
+        let mut traces = decode(&chunks);
         let window = ScanFilter {
             start_unix_nano: query.start_unix_nano,
             end_unix_nano: query.end_unix_nano,

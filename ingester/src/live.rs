@@ -1,14 +1,80 @@
 //! What an ingester holds in memory for one tenant: live traces still receiving spans, the
 //! head block they are cut into, and cut blocks until queriers can see them in storage.
+//!
+//! Spans are held as the protobuf bytes they were logged in ([`Chunk`]: an
+//! `ExportTraceServiceRequest` of accepted spans, exactly the WAL record's payload), shared by
+//! every trace they hold spans of. Decoded spans take several times their wire size (every
+//! attribute an owned string); chunks keep memory at about the wire size, and are decoded
+//! only to write a block or to answer a query.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use prost::Message;
+use skein_storage::model::spans_from_otlp;
+use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_storage::{BlockMeta, SpanRecord, TraceId};
 
-/// Spans grouped by trace.
+/// Accepted spans of one request, as protobuf `ExportTraceServiceRequest` bytes.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The encoded request.
+    pub bytes: Bytes,
+}
+
+/// Shared handle to a chunk.
+pub type ChunkRef = Arc<Chunk>;
+
+/// For each trace, the chunks holding its spans (each once, in arrival order).
+pub type ChunkMap = HashMap<TraceId, Vec<ChunkRef>>;
+
+/// Decoded spans grouped by trace.
 pub type TraceMap = HashMap<TraceId, Vec<SpanRecord>>;
+
+/// Decodes the spans of `map`: each chunk once, keeping the spans of the traces that list it.
+/// (A chunk listed by a trace in this map holds that trace's spans for this piece of it; the
+/// same chunk never belongs to two pieces of one trace.)
+pub fn decode(map: &ChunkMap) -> TraceMap {
+    let mut by_chunk: HashMap<*const Chunk, (ChunkRef, HashSet<TraceId>)> = HashMap::new();
+    for (id, chunks) in map {
+        for c in chunks {
+            by_chunk
+                .entry(Arc::as_ptr(c))
+                .or_insert_with(|| (Arc::clone(c), HashSet::new()))
+                .1
+                .insert(*id);
+        }
+    }
+    let mut out: TraceMap = HashMap::with_capacity(map.len());
+    for (chunk, wanted) in by_chunk.into_values() {
+        // Chunks were encoded by this process (or replayed after a checksum check), so they
+        // decode; a failure would be a bug, logged rather than fatal.
+        let req = match ExportTraceServiceRequest::decode(chunk.bytes.as_ref()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "undecodable chunk of held spans");
+                continue;
+            }
+        };
+        for s in spans_from_otlp(req.resource_spans) {
+            if let Ok(id) = s.trace_id()
+                && wanted.contains(&id)
+            {
+                out.entry(id).or_default().push(s);
+            }
+        }
+    }
+    out
+}
+
+/// Merges chunk lists per trace.
+fn merge_into(into: &mut ChunkMap, from: &ChunkMap) {
+    for (id, chunks) in from {
+        into.entry(*id).or_default().extend(chunks.iter().cloned());
+    }
+}
 
 /// Spans of each WAL segment that a piece of data holds, so a segment can be deleted once
 /// nothing that came from it is unflushed.
@@ -23,8 +89,8 @@ pub(crate) fn add_counts(into: &mut SegmentCounts, from: &SegmentCounts) {
 /// A trace still receiving spans.
 #[derive(Debug)]
 pub struct LiveTrace {
-    /// Its spans so far.
-    pub spans: Vec<SpanRecord>,
+    /// The chunks holding its spans so far.
+    pub chunks: Vec<ChunkRef>,
     /// Approximate bytes (request bytes per span).
     pub bytes: u64,
     /// When its first span arrived.
@@ -42,7 +108,7 @@ pub struct CutBlock {
     /// Identifies the block in the flush queue.
     pub seq: u64,
     /// Its spans, until the block is written.
-    pub traces: Option<Arc<TraceMap>>,
+    pub traces: Option<Arc<ChunkMap>>,
     /// WAL segments its spans came from.
     pub segments: SegmentCounts,
     /// When the block became durable in object storage, and its meta.
@@ -53,7 +119,7 @@ pub struct CutBlock {
 #[derive(Debug, Default)]
 pub struct Head {
     /// Spans by trace.
-    pub traces: TraceMap,
+    pub traces: ChunkMap,
     /// Approximate bytes.
     pub bytes: u64,
     /// When the first trace entered it.
@@ -119,27 +185,30 @@ impl TenantState {
         }
     }
 
-    /// Adds spans that are durable in WAL segment `segment`.
+    /// Adds the spans of `chunk`, durable in WAL segment `segment`; `counts` says how many
+    /// spans of each trace it holds.
     pub fn insert(
         &mut self,
-        spans: Vec<SpanRecord>,
+        chunk: &ChunkRef,
+        counts: &HashMap<TraceId, u64>,
         bytes_per_span: u64,
         segment: u64,
         now: Instant,
     ) {
-        for s in spans {
-            let Ok(id) = s.trace_id() else { continue };
-            let t = self.live.entry(id).or_insert_with(|| LiveTrace {
-                spans: Vec::new(),
+        for (id, n) in counts {
+            let t = self.live.entry(*id).or_insert_with(|| LiveTrace {
+                chunks: Vec::new(),
                 bytes: 0,
                 first: now,
                 last: now,
                 segments: SegmentCounts::new(),
             });
-            t.spans.push(s);
-            t.bytes += bytes_per_span;
+            if !t.chunks.last().is_some_and(|c| Arc::ptr_eq(c, chunk)) {
+                t.chunks.push(Arc::clone(chunk));
+            }
+            t.bytes += bytes_per_span * n;
             t.last = now;
-            *t.segments.entry(segment).or_default() += 1;
+            *t.segments.entry(segment).or_default() += n;
         }
     }
 
@@ -157,7 +226,7 @@ impl TenantState {
             .collect();
         for id in due {
             if let Some(t) = self.live.remove(&id) {
-                self.head.traces.entry(id).or_default().extend(t.spans);
+                self.head.traces.entry(id).or_default().extend(t.chunks);
                 self.head.bytes += t.bytes;
                 add_counts(&mut self.head.segments, &t.segments);
                 self.head.started.get_or_insert(now);
@@ -173,7 +242,7 @@ impl TenantState {
         now: Instant,
         force: bool,
         seq: u64,
-    ) -> Option<(Arc<TraceMap>, SegmentCounts, u64)> {
+    ) -> Option<(Arc<ChunkMap>, SegmentCounts, u64)> {
         let started = self.head.started?;
         if !(force
             || self.head.bytes >= max_bytes
@@ -202,19 +271,23 @@ impl TenantState {
         });
     }
 
-    /// Every span of trace `id` held here.
-    pub fn trace(&self, id: &TraceId) -> Vec<SpanRecord> {
-        let mut out = Vec::new();
+    /// The chunks holding spans of trace `id` (decode them with [`decode`]).
+    pub fn trace_chunks(&self, id: &TraceId) -> ChunkMap {
+        let mut chunks = Vec::new();
         if let Some(t) = self.live.get(id) {
-            out.extend(t.spans.iter().cloned());
+            chunks.extend(t.chunks.iter().cloned());
         }
         if let Some(t) = self.head.traces.get(id) {
-            out.extend(t.iter().cloned());
+            chunks.extend(t.iter().cloned());
         }
-        for b in &self.cut {
-            if let Some(t) = b.traces.as_ref().and_then(|t| t.get(id)) {
-                out.extend(t.iter().cloned());
+        for b in self.cut.iter().filter_map(|b| b.traces.as_ref()) {
+            if let Some(t) = b.get(id) {
+                chunks.extend(t.iter().cloned());
             }
+        }
+        let mut out = ChunkMap::new();
+        if !chunks.is_empty() {
+            out.insert(*id, chunks);
         }
         out
     }
@@ -227,19 +300,15 @@ impl TenantState {
             .collect()
     }
 
-    /// Every trace held here, pieces joined.
-    pub fn all_traces(&self) -> TraceMap {
-        let mut out: TraceMap = HashMap::new();
+    /// The chunks of every trace held here, pieces joined.
+    pub fn all_chunks(&self) -> ChunkMap {
+        let mut out = ChunkMap::new();
         for (id, t) in &self.live {
-            out.entry(*id).or_default().extend(t.spans.iter().cloned());
+            out.entry(*id).or_default().extend(t.chunks.iter().cloned());
         }
-        for (id, t) in &self.head.traces {
-            out.entry(*id).or_default().extend(t.iter().cloned());
-        }
+        merge_into(&mut out, &self.head.traces);
         for b in self.cut.iter().filter_map(|b| b.traces.as_ref()) {
-            for (id, t) in b.iter() {
-                out.entry(*id).or_default().extend(t.iter().cloned());
-            }
+            merge_into(&mut out, b);
         }
         out
     }

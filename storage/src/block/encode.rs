@@ -103,7 +103,7 @@ pub fn encode_span_refs(
     };
     let mut batch = BatchBuilder::new();
     let mut rg_first: Option<TraceId> = None;
-    let mut rg_last = TraceId::default();
+    let mut rg_last: TraceId;
 
     let mut i = 0;
     while i < spans.len() {
