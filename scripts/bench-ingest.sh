@@ -31,7 +31,7 @@ otlp_grpc_listen = "127.0.0.1:$grpc"
 otlp_http_listen = "127.0.0.1:$otlp_http"
 internal_listen = "127.0.0.1:$internal"
 wal_dir = "$work/wal"
-max_block_bytes = ${SKEIN_BENCH_MAX_BLOCK_BYTES:-104857600}
+max_block_bytes = ${SKEIN_BENCH_MAX_BLOCK_BYTES:-33554432}
 max_unflushed_bytes = ${SKEIN_BENCH_MAX_UNFLUSHED_BYTES:-134217728}
 
 [ingester.limits.defaults]

@@ -10,16 +10,15 @@ mod common;
 use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{Options, Skein};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+use common::otlp::{
+    self, JSON, PROTOBUF, hex, metric, now_nanos, post, post_otlp, request, span_count, span_id,
+    span_names, string_attr,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use common::{Options, Skein};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::{Value, json};
 
@@ -29,9 +28,6 @@ const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// A tenant whose own limit is below the default.
 const SMALL_TENANT: &str = "small-requests";
 const SMALL_TENANT_MAX_REQUEST_BYTES: usize = 2048;
-
-const PROTOBUF: &str = "application/x-protobuf";
-const JSON: &str = "application/json";
 
 fn limits() -> String {
     format!(
@@ -45,27 +41,7 @@ fn limits() -> String {
 
 /// A trace ID no other request of this test uses.
 fn fresh_trace_id() -> Vec<u8> {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut id = vec![0xb4, 0xd1, 0x4e, 0x57];
-    id.extend_from_slice(&[0x11; 8]);
-    id.extend_from_slice(&n.to_be_bytes());
-    id
-}
-
-fn span_id(n: u8) -> Vec<u8> {
-    vec![0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, n]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as u64
+    otlp::fresh_trace_id([0xb4, 0xd1, 0x4e, 0x57], 0x11)
 }
 
 fn span(trace_id: &[u8], span_id: &[u8], name: &str) -> Span {
@@ -78,32 +54,6 @@ fn span(trace_id: &[u8], span_id: &[u8], name: &str) -> Span {
         start_time_unix_nano: now - 5_000_000,
         end_time_unix_nano: now,
         ..Default::default()
-    }
-}
-
-fn string_attr(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_attr("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
     }
 }
 
@@ -131,123 +81,10 @@ fn json_request(service: &str, spans: Vec<Value>) -> Vec<u8> {
     .into_bytes()
 }
 
-/// What the receiver answered.
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON; panics with the body when it is not.
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("the reply is not json ({e}): {:?}", self.text()))
-    }
-
-    /// A JSON `google.rpc.Status` body: (code, message).
-    fn json_status(&self) -> (i64, String) {
-        assert!(
-            self.content_type.starts_with(JSON),
-            "an error to a json request must be json, got content-type {:?}",
-            self.content_type
-        );
-        let v = self.json();
-        let code = v["code"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no integer \"code\" in the status body {v}"));
-        let message = v["message"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no \"message\" in the status body {v}"))
-            .to_owned();
-        (code, message)
-    }
-
-    /// A protobuf `google.rpc.Status` body: (code, message).
-    fn protobuf_status(&self) -> (i32, String) {
-        assert!(
-            self.content_type.starts_with(PROTOBUF),
-            "an error to a protobuf request must be protobuf, got content-type {:?}",
-            self.content_type
-        );
-        let s = tonic_types::Status::decode(self.body.as_slice()).unwrap_or_else(|e| {
-            panic!(
-                "the body is not a google.rpc.Status protobuf ({e}): {:?}",
-                self.text()
-            )
-        });
-        (s.code, s.message)
-    }
-}
-
-/// Posts `body` and returns the reply whatever its status (bounded by a 30 s timeout).
-fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut req = ureq::post(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req
-        .config()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = resp
-        .into_body()
-        .read_to_vec()
-        .unwrap_or_else(|e| panic!("reading the reply of POST {url}: {e}"));
-    Reply {
-        status,
-        content_type,
-        body,
-    }
-}
-
-fn post_otlp(skein: &Skein, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    post(&skein.otlp_http_url(), headers, body)
-}
-
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(data).expect("gzip in memory");
     enc.finish().expect("gzip in memory")
-}
-
-/// Number of spans in an OTLP/JSON document.
-fn span_count(doc: &Value) -> usize {
-    doc["resourceSpans"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
-        .map(|ss| ss["spans"].as_array().map_or(0, Vec::len))
-        .sum()
-}
-
-/// Names of the spans in an OTLP/JSON document, sorted.
-fn span_names(doc: &Value) -> Vec<String> {
-    let mut names: Vec<String> = doc["resourceSpans"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
-        .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
-        .map(|s| s["name"].as_str().unwrap_or("").to_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// `rejectedSpans` of a JSON `partialSuccess`: an int64, so a string or a number.
@@ -256,22 +93,6 @@ fn rejected_spans(v: &Value) -> i64 {
     r.as_i64()
         .or_else(|| r.as_str().and_then(|s| s.parse().ok()))
         .unwrap_or_else(|| panic!("no partialSuccess.rejectedSpans in {v}"))
-}
-
-/// The value of a counter sample, 0 when absent.
-fn metric(skein: &Skein, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = skein.metrics();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(series, _)| {
-            series.starts_with(&format!("{name}{{"))
-                && labels
-                    .iter()
-                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, v)| v.parse::<f64>().unwrap_or(0.0))
-        .sum()
 }
 
 /// The receiver still takes a well-formed request and holds its span.

@@ -12,16 +12,14 @@
 //! seed is printed; `SKEIN_TEST_SEED` repeats a run's random choices and span content (not
 //! the thread scheduling).
 
-#[path = "common/blocks.rs"]
-mod blocks;
 mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use blocks::{Load, Outcome, Rng, SpanFactory, read_tenant, verify};
-use common::{Options, Skein};
+use common::blocks::{self, Load, Outcome, Rng, SpanFactory, read_tenant, verify};
+use common::{Options, Skein, tail};
 use skein_storage::StorageConfig;
 
 const TENANT: &str = "crash-test";
@@ -73,12 +71,6 @@ fn flushes(log: &str) -> (usize, u64) {
         })
         .sum();
     (lines.len(), ms)
-}
-
-/// The last lines of a log, for failure messages.
-fn tail(log: &str, lines: usize) -> String {
-    let all: Vec<&str> = log.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[test]
@@ -193,21 +185,7 @@ fn acknowledged_spans_survive_kill_9_at_random_moments_exactly_once() {
     }
 
     // A clean stop flushes everything and leaves the WAL empty.
-    let status = skein
-        .terminate(Duration::from_secs(40))
-        .expect("skein did not exit within 40 s of SIGTERM");
-    let log = skein.log();
-    assert!(
-        status.success(),
-        "skein exited with {status} after SIGTERM; log tail:\n{}",
-        tail(&log, 30)
-    );
-    let left = blocks::wal_segments_with_records(&dir.path().join("wal"));
-    assert!(
-        left.is_empty(),
-        "after a clean stop the WAL still holds records in {left:?}; log tail:\n{}",
-        tail(&log, 30)
-    );
+    blocks::stop_cleanly(&mut skein, &dir.path().join("wal"));
 
     let stored = read_tenant(
         &StorageConfig::Local {

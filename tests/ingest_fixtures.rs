@@ -11,8 +11,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::otlp::{hex, json_diff, now_nanos};
 use common::{Options, Skein};
 use prost::Message;
 use serde_json::Value;
@@ -28,9 +29,6 @@ const TIMESTAMP_KEYS: [&str; 3] = ["startTimeUnixNano", "endTimeUnixNano", "time
 
 /// Where a shifted fixture's latest timestamp lands: a minute before now.
 const ENDS_AGO: Duration = Duration::from_secs(60);
-
-/// At most this many differences are shown per differing span.
-const MAX_DIFF_LINES: usize = 25;
 
 /// The fixture sent as protobuf: it has attribute values of every type.
 const PROTOBUF_FIXTURE: &str = "vulture-trace.json";
@@ -151,7 +149,6 @@ fn a_fixture_sent_as_protobuf_plain_and_gzip_reads_back_losslessly() {
 /// `-1.4999999999999998e-300`. serde_json's default number parser is fast but may be off by
 /// one unit in the last place; its `float_roundtrip` feature makes it exact.
 #[test]
-
 fn otlp_json_doubles_read_back_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let skein = Skein::start(dir.path(), &Options::default());
@@ -293,13 +290,6 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn now_nanos() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    u64::try_from(since.as_nanos()).expect("nanoseconds fit in u64")
-}
-
 /// A timestamp as the file writes it: a decimal string (proto3 JSON for 64-bit integers) or
 /// a number.
 fn timestamp(v: &Value) -> u64 {
@@ -439,10 +429,6 @@ fn describe_difference(expected: &[SpanRecord], actual: &[SpanRecord]) -> String
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn span_label(s: &SpanRecord) -> String {
     format!(
         "{:?} {}/{}",
@@ -460,69 +446,4 @@ fn record_json(s: &SpanRecord) -> Value {
         "scope": serde_json::to_value(&s.scope.scope).expect("scope json"),
         "scopeSchemaUrl": s.scope.schema_url,
     })
-}
-
-// The JSON diff below is the one in `tests/ingest_sdk.rs`; both stay in their own file
-// because each test binary is one file plus `common/`.
-
-/// Collects up to `MAX_DIFF_LINES` differences between two JSON values, one per line.
-fn json_diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
-    if out.len() >= MAX_DIFF_LINES || expected == actual {
-        return;
-    }
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for key in e.keys().chain(a.keys().filter(|k| !e.contains_key(*k))) {
-                let (ev, av) = (
-                    e.get(key).unwrap_or(&Value::Null),
-                    a.get(key).unwrap_or(&Value::Null),
-                );
-                json_diff(&format!("{path}.{key}"), ev, av, out);
-            }
-        }
-        (Value::Array(e), Value::Array(a)) if is_attribute_list(e) && is_attribute_list(a) => {
-            // Match attributes by key, so one missing attribute is one line, not a shift.
-            let by_key = |list: &[Value]| -> BTreeMap<String, Vec<Value>> {
-                let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-                for kv in list {
-                    let key = kv["key"].as_str().unwrap_or_default().to_owned();
-                    m.entry(key).or_default().push(kv["value"].clone());
-                }
-                m
-            };
-            let (e, a) = (by_key(e), by_key(a));
-            for key in e.keys().chain(a.keys().filter(|k| !e.contains_key(*k))) {
-                let wrap = |m: &BTreeMap<String, Vec<Value>>| match m.get(key) {
-                    None => Value::Null,
-                    Some(v) if v.len() == 1 => v[0].clone(),
-                    Some(v) => Value::Array(v.clone()),
-                };
-                json_diff(&format!("{path}[{key:?}]"), &wrap(&e), &wrap(&a), out);
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if e.len() != a.len() {
-                out.push(format!("{path}: {} items → {} items", e.len(), a.len()));
-            }
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                json_diff(&format!("{path}[{i}]"), ev, av, out);
-            }
-        }
-        _ => out.push(format!("{path}: {} → {}", short(expected), short(actual))),
-    }
-}
-
-fn is_attribute_list(list: &[Value]) -> bool {
-    !list.is_empty()
-        && list
-            .iter()
-            .all(|kv| kv["key"].is_string() && kv.get("value").is_some())
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    match s.char_indices().nth(120) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s,
-    }
 }

@@ -10,18 +10,15 @@ mod common;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::otlp::{self, hex, request, span_id, span_names, spans, string_attr};
 use common::{Options, Skein};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use serde_json::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -51,68 +48,12 @@ fn options() -> Options {
 
 /// A trace ID no other request of this test uses.
 fn fresh_trace_id() -> Vec<u8> {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut id = vec![0x67, 0x72, 0x70, 0x63];
-    id.extend_from_slice(&[0x33; 8]);
-    id.extend_from_slice(&n.to_be_bytes());
-    id
-}
-
-fn span_id(n: u8) -> Vec<u8> {
-    vec![0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, n]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as u64
-}
-
-fn string_attr(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..Default::default()
-    }
+    otlp::fresh_trace_id([0x67, 0x72, 0x70, 0x63], 0x33)
 }
 
 /// A span with a `pad` attribute of `pad` bytes, to give requests a size.
 fn span(trace_id: &[u8], span_id: &[u8], name: &str, pad: usize) -> Span {
-    let now = now_nanos();
-    Span {
-        trace_id: trace_id.to_vec(),
-        span_id: span_id.to_vec(),
-        name: name.to_owned(),
-        kind: 3,
-        start_time_unix_nano: now - 2_000_000,
-        end_time_unix_nano: now,
-        attributes: vec![string_attr("pad", &"p".repeat(pad))],
-        ..Default::default()
-    }
-}
-
-fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_attr("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    otlp::padded_span(trace_id, span_id, name, pad, 3, 2_000_000)
 }
 
 fn encoded_len(req: &ExportTraceServiceRequest) -> usize {
@@ -165,26 +106,6 @@ async fn export(
             .insert("x-scope-orgid", t.parse().expect("ascii metadata"));
     }
     c.export(r).await.map(tonic::Response::into_inner)
-}
-
-/// The spans of an OTLP/JSON document.
-fn spans(doc: &Value) -> Vec<&Value> {
-    doc["resourceSpans"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
-        .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
-        .collect()
-}
-
-fn span_names(doc: &Value) -> Vec<String> {
-    let mut names: Vec<String> = spans(doc)
-        .iter()
-        .map(|s| s["name"].as_str().unwrap_or("").to_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn describe(s: &Status) -> String {
@@ -524,7 +445,6 @@ fn otlp_grpc_accepts_valid_data_and_refuses_with_otlp_status_codes() {
 }
 
 #[test]
-
 fn an_uncompressed_message_over_the_receiver_limit_is_final() {
     let dir = tempfile::tempdir().expect("temp dir");
     let skein = Skein::start(dir.path(), &options());

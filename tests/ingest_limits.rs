@@ -10,20 +10,17 @@ mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{Options, Skein};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+use common::otlp::{
+    self, Reply, attr, attribute, hex, metric, post_protobuf, request, span_id, spans, string_attr,
+    value,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Event};
+use common::{Options, Skein};
+use opentelemetry_proto::tonic::common::v1::{ArrayValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{Span, span::Event};
 use prost::Message as _;
 use serde_json::Value;
-
-const PROTOBUF: &str = "application/x-protobuf";
 
 const RATE_LIMITED: &str = "rate-limited";
 const RATE_BYTES: u64 = 2000;
@@ -52,143 +49,12 @@ fn options() -> Options {
 
 /// A trace ID no other request of this test binary uses.
 fn fresh_trace_id() -> Vec<u8> {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut id = vec![0x11, 0x1e, 0x17, 0x75];
-    id.extend_from_slice(&[0x22; 8]);
-    id.extend_from_slice(&n.to_be_bytes());
-    id
-}
-
-fn span_id(n: u8) -> Vec<u8> {
-    vec![0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, n]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as u64
-}
-
-fn value(v: any_value::Value) -> Option<AnyValue> {
-    Some(AnyValue { value: Some(v) })
-}
-
-fn attr(key: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: value(v),
-        ..Default::default()
-    }
-}
-
-fn string_attr(key: &str, v: &str) -> KeyValue {
-    attr(key, any_value::Value::StringValue(v.to_owned()))
+    otlp::fresh_trace_id([0x11, 0x1e, 0x17, 0x75], 0x22)
 }
 
 /// A span with a `pad` attribute of `pad` bytes, to give requests a size.
 fn span(trace_id: &[u8], span_id: &[u8], name: &str, pad: usize) -> Span {
-    let now = now_nanos();
-    Span {
-        trace_id: trace_id.to_vec(),
-        span_id: span_id.to_vec(),
-        name: name.to_owned(),
-        kind: 1,
-        start_time_unix_nano: now - 1_000_000,
-        end_time_unix_nano: now,
-        attributes: vec![string_attr("pad", &"p".repeat(pad))],
-        ..Default::default()
-    }
-}
-
-fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_attr("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
-/// What the receiver answered.
-struct Reply {
-    status: u16,
-    retry_after: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The `ExportTraceServiceResponse` of a 200: (rejected spans, message).
-    fn partial(&self) -> (i64, String) {
-        assert_eq!(self.status, 200, "{}", self.text());
-        let r = ExportTraceServiceResponse::decode(self.body.as_slice())
-            .unwrap_or_else(|e| panic!("a 200 reply that is not a response ({e})"));
-        r.partial_success
-            .map(|p| (p.rejected_spans, p.error_message))
-            .unwrap_or_default()
-    }
-
-    /// The `google.rpc.Status` of an error: (code, message).
-    fn status(&self) -> (i32, String) {
-        let s = tonic_types::Status::decode(self.body.as_slice()).unwrap_or_else(|e| {
-            panic!("an error body that is not a status ({e}): {}", self.text())
-        });
-        (s.code, s.message)
-    }
-}
-
-/// Posts a protobuf request for `tenant` (bounded by a 30 s timeout).
-fn export(skein: &Skein, tenant: &str, body: &[u8]) -> Reply {
-    let resp = ureq::post(&skein.otlp_http_url())
-        .header("Content-Type", PROTOBUF)
-        .header("X-Scope-OrgID", tenant)
-        .config()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .send(body)
-        .unwrap_or_else(|e| panic!("export for {tenant}: {e}"));
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap_or("<not text>").to_owned());
-    let body = resp
-        .into_body()
-        .read_to_vec()
-        .unwrap_or_else(|e| panic!("reading the reply for {tenant}: {e}"));
-    Reply {
-        status,
-        retry_after,
-        body,
-    }
-}
-
-/// The spans of an OTLP/JSON document.
-fn spans(doc: &Value) -> Vec<&Value> {
-    doc["resourceSpans"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
-        .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
-        .collect()
+    otlp::padded_span(trace_id, span_id, name, pad, 1, 1_000_000)
 }
 
 /// How many spans of `trace` the ingester holds for `tenant`.
@@ -196,32 +62,6 @@ fn held(skein: &Skein, tenant: &str, trace: &[u8]) -> usize {
     skein
         .recent_trace(tenant, &hex(trace))
         .map_or(0, |t| spans(&t).len())
-}
-
-/// An attribute's value (`{"stringValue": ...}` and so on) from a JSON attribute list.
-fn attribute<'a>(attrs: &'a Value, key: &str) -> Option<&'a Value> {
-    attrs
-        .as_array()?
-        .iter()
-        .find(|a| a["key"] == key)
-        .map(|a| &a["value"])
-}
-
-/// The value of a counter, summed over the series that carry `labels`; 0 when absent.
-fn metric(skein: &Skein, name: &str, labels: &[(&str, &str)]) -> f64 {
-    skein
-        .metrics()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(series, _)| {
-            series.starts_with(&format!("{name}{{"))
-                && labels
-                    .iter()
-                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, v)| v.parse::<f64>().unwrap_or(0.0))
-        .sum()
 }
 
 fn parse_retry_after(r: &Reply) -> u64 {
@@ -256,7 +96,7 @@ fn rate_limit(skein: &Skein) {
             let mut sent = Vec::new();
             while Instant::now() < deadline && sent.len() < 200 {
                 let (trace, body) = make(RATE_LIMITED);
-                let r = export(skein, RATE_LIMITED, &body);
+                let r = post_protobuf(skein, RATE_LIMITED, &body);
                 let refused = r.status == 429;
                 sent.push((trace, r));
                 if refused {
@@ -270,7 +110,7 @@ fn rate_limit(skein: &Skein) {
             (0..fit_in_burst * 2)
                 .map(|_| {
                     let (trace, body) = make("not-limited");
-                    (trace, export(skein, "not-limited", &body))
+                    (trace, post_protobuf(skein, "not-limited", &body))
                 })
                 .collect::<Vec<_>>()
         });
@@ -344,7 +184,7 @@ fn rate_limit(skein: &Skein) {
     loop {
         std::thread::sleep(Duration::from_secs(wait));
         let (trace, body) = make(RATE_LIMITED);
-        let r = export(skein, RATE_LIMITED, &body);
+        let r = post_protobuf(skein, RATE_LIMITED, &body);
         if r.status == 200 {
             assert_eq!(held(skein, RATE_LIMITED, &trace), 1);
             break;
@@ -400,7 +240,7 @@ fn attribute_truncation(skein: &Skein) {
         .push(string_attr("host.name", "a-host-name-longer-than-ten"));
     req.resource_spans[0].scope_spans[0].spans.push(short);
 
-    let r = export(skein, TRUNCATING, &req.encode_to_vec());
+    let r = post_protobuf(skein, TRUNCATING, &req.encode_to_vec());
     assert_eq!(
         r.partial(),
         (0, String::new()),
@@ -489,13 +329,13 @@ fn max_trace_bytes(skein: &Skein) {
     // About 600 bytes a span: the first request holds well under the 4000 of the limit.
     let first = request(SMALL_TRACES, spans_of(&big, 1, 4)).encode_to_vec();
     assert!((first.len() as u64) < MAX_TRACE_BYTES * 3 / 4);
-    let r = export(skein, SMALL_TRACES, &first);
+    let r = post_protobuf(skein, SMALL_TRACES, &first);
     assert_eq!(r.partial(), (0, String::new()), "under max_trace_bytes");
 
     // Four more of the same trace take it over the limit; the other trace is unaffected.
     let mut more = spans_of(&big, 5, 4);
     more.push(span(&small, &span_id(1), "other", 500));
-    let r = export(
+    let r = post_protobuf(
         skein,
         SMALL_TRACES,
         &request(SMALL_TRACES, more).encode_to_vec(),
@@ -526,7 +366,7 @@ fn max_trace_bytes(skein: &Skein) {
     let other = fresh_trace_id();
     let mut batch = spans_of(&huge, 1, 12);
     batch.push(span(&other, &span_id(1), "other", 500));
-    let r = export(
+    let r = post_protobuf(
         skein,
         SMALL_TRACES,
         &request(SMALL_TRACES, batch).encode_to_vec(),
@@ -553,7 +393,7 @@ fn max_live_traces(skein: &Skein) {
         .iter()
         .map(|t| span(t, &span_id(1), "first", 10))
         .collect();
-    let r = export(
+    let r = post_protobuf(
         skein,
         FEW_TRACES,
         &request(FEW_TRACES, batch).encode_to_vec(),
@@ -580,7 +420,7 @@ fn max_live_traces(skein: &Skein) {
         span(&traces[0], &span_id(2), "second", 10),
         span(&fresh, &span_id(1), "new", 10),
     ];
-    let r = export(
+    let r = post_protobuf(
         skein,
         FEW_TRACES,
         &request(FEW_TRACES, batch).encode_to_vec(),
@@ -592,7 +432,7 @@ fn max_live_traces(skein: &Skein) {
 
     // Only new traces: all refused, reported the same way (not as bad data).
     let batch = vec![span(&fresh_trace_id(), &span_id(1), "new", 10)];
-    let r = export(
+    let r = post_protobuf(
         skein,
         FEW_TRACES,
         &request(FEW_TRACES, batch).encode_to_vec(),
@@ -610,7 +450,7 @@ fn max_live_traces(skein: &Skein) {
     let other: Vec<Span> = (0..5)
         .map(|_| span(&fresh_trace_id(), &span_id(1), "x", 10))
         .collect();
-    let r = export(skein, "many-traces", &request("x", other).encode_to_vec());
+    let r = post_protobuf(skein, "many-traces", &request("x", other).encode_to_vec());
     assert_eq!(r.partial(), (0, String::new()));
 }
 
@@ -639,13 +479,12 @@ fn per_tenant_limits_refuse_what_they_must_and_nothing_else() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known ingester bugs: each test states the behaviour a client needs. Run them with
-// `cargo test --test ingest_limits -- --ignored`.
+// Regression tests for refusals a client must be able to act on: each states the behaviour a
+// client needs.
 
 /// A tenant with rate 1000 B/s and burst 4000 B, sending requests of 2950 bytes: after the
 /// first, 1050 tokens are left, so the second lacks 1900 bytes, 1.9 s of refill.
 #[test]
-
 fn retry_after_is_long_enough_for_the_refused_request() {
     let dir = tempfile::tempdir().expect("temp dir");
     let opts = Options {
@@ -668,9 +507,9 @@ fn retry_after_is_long_enough_for_the_refused_request() {
         assert_eq!(b.len(), n, "padding the request");
         b
     };
-    let r = export(&skein, "slow", &sized(2950));
+    let r = post_protobuf(&skein, "slow", &sized(2950));
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = export(&skein, "slow", &sized(2950));
+    let r = post_protobuf(&skein, "slow", &sized(2950));
     assert_eq!(
         r.status,
         429,
@@ -679,7 +518,7 @@ fn retry_after_is_long_enough_for_the_refused_request() {
     );
     let wait = parse_retry_after(&r);
     std::thread::sleep(Duration::from_secs(wait));
-    let again = export(&skein, "slow", &sized(2950));
+    let again = post_protobuf(&skein, "slow", &sized(2950));
     assert_eq!(
         again.status,
         200,
@@ -693,7 +532,6 @@ fn retry_after_is_long_enough_for_the_refused_request() {
 /// A request larger than the tenant's burst can never pass the token bucket, so "retry later"
 /// is false: the answer must be final (413), not 429 with a Retry-After.
 #[test]
-
 fn a_request_larger_than_the_burst_is_refused_as_final() {
     let dir = tempfile::tempdir().expect("temp dir");
     let opts = Options {
@@ -710,7 +548,7 @@ fn a_request_larger_than_the_burst_is_refused_as_final() {
     .encode_to_vec();
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let r = export(&skein, "tiny-burst", &body);
+        let r = post_protobuf(&skein, "tiny-burst", &body);
         seen.push((r.status, r.retry_after.clone()));
         if r.status != 429 {
             break;

@@ -13,16 +13,14 @@
 //! `weed` binary of the test command's venv, so it runs when the test command's S3 server is
 //! configured (`SKEIN_TEST_S3_ENDPOINT`, as `./scripts/test.sh` does) and is skipped otherwise.
 
-#[path = "common/blocks.rs"]
-mod blocks;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use blocks::{Load, Outcome, Sent, SpanFactory, metric, read_tenant, verify};
-use common::{Options, Skein};
+use common::blocks::{self, Load, Outcome, Sent, SpanFactory, metric, read_tenant, verify};
+use common::{Options, Skein, tail};
 use skein_storage::StorageConfig;
 use skein_storage::store::S3Config;
 
@@ -124,11 +122,6 @@ fn counts(sent: &[Sent], phase: u32) -> (usize, usize) {
         .filter(|s| matches!(s.outcome, Outcome::Refused { status: 503, .. }))
         .count();
     (acked, unavailable)
-}
-
-fn tail(log: &str, lines: usize) -> String {
-    let all: Vec<&str> = log.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[test]
@@ -278,21 +271,7 @@ fn writes_are_kept_through_an_object_storage_outage_and_refused_when_the_wal_is_
     );
 
     // 4. A clean stop flushes everything; every acknowledged span is in the bucket.
-    let status = skein
-        .terminate(Duration::from_secs(40))
-        .expect("skein did not exit within 40 s of SIGTERM");
-    let log = skein.log();
-    assert!(
-        status.success(),
-        "skein exited with {status} after SIGTERM; log tail:\n{}",
-        tail(&log, 30)
-    );
-    let left = blocks::wal_segments_with_records(&dir.path().join("wal"));
-    assert!(
-        left.is_empty(),
-        "after a clean stop the WAL still holds records in {left:?}; log tail:\n{}",
-        tail(&log, 30)
-    );
+    blocks::stop_cleanly(&mut skein, &dir.path().join("wal"));
     let stored = read_tenant(&s3.storage(), TENANT);
     eprintln!(
         "bucket: {} blocks, {} without meta",

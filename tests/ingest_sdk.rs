@@ -14,6 +14,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::otlp::{attribute, hex, json_diff};
 use common::{Options, Skein};
 use serde_json::{Value, json};
 use skein_storage::SpanRecord;
@@ -29,9 +30,6 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(90);
 
 /// How long a successfully exported span may take to become readable.
 const READ_DEADLINE: Duration = Duration::from_secs(10);
-
-/// At most this many differences are shown for the first differing span.
-const MAX_DIFF_LINES: usize = 25;
 
 #[test]
 fn python_sdk_over_grpc_reads_back_field_for_field() {
@@ -165,11 +163,7 @@ fn text(v: &Value, key: &str) -> String {
 }
 
 fn resource_attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
-    span["resource"]["attributes"]
-        .as_array()?
-        .iter()
-        .find(|kv| kv["key"] == key)
-        .map(|kv| &kv["value"])
+    attribute(&span["resource"]["attributes"], key)
 }
 
 /// The comparison is only as good as what was sent: make sure the script still produces
@@ -441,10 +435,6 @@ fn status_name(code: i32) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn attributes(attrs: &[KeyValue]) -> Vec<Value> {
     attrs
         .iter()
@@ -494,67 +484,4 @@ fn normalized(mut span: Value) -> Value {
         }
     }
     span
-}
-
-/// Collects up to `MAX_DIFF_LINES` differences between two JSON values, one per line.
-fn json_diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
-    if out.len() >= MAX_DIFF_LINES || expected == actual {
-        return;
-    }
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for key in e.keys().chain(a.keys().filter(|k| !e.contains_key(*k))) {
-                let (ev, av) = (
-                    e.get(key).unwrap_or(&Value::Null),
-                    a.get(key).unwrap_or(&Value::Null),
-                );
-                json_diff(&format!("{path}.{key}"), ev, av, out);
-            }
-        }
-        (Value::Array(e), Value::Array(a)) if is_attribute_list(e) && is_attribute_list(a) => {
-            // Match attributes by key, so one missing attribute is one line, not a shift.
-            let by_key = |list: &[Value]| -> BTreeMap<String, Vec<Value>> {
-                let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-                for kv in list {
-                    m.entry(text(kv, "key"))
-                        .or_default()
-                        .push(kv["value"].clone());
-                }
-                m
-            };
-            let (e, a) = (by_key(e), by_key(a));
-            for key in e.keys().chain(a.keys().filter(|k| !e.contains_key(*k))) {
-                let wrap = |m: &BTreeMap<String, Vec<Value>>| match m.get(key) {
-                    None => Value::Null,
-                    Some(v) if v.len() == 1 => v[0].clone(),
-                    Some(v) => Value::Array(v.clone()),
-                };
-                json_diff(&format!("{path}[{key:?}]"), &wrap(&e), &wrap(&a), out);
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if e.len() != a.len() {
-                out.push(format!("{path}: {} items → {} items", e.len(), a.len()));
-            }
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                json_diff(&format!("{path}[{i}]"), ev, av, out);
-            }
-        }
-        _ => out.push(format!("{path}: {} → {}", short(expected), short(actual))),
-    }
-}
-
-fn is_attribute_list(list: &[Value]) -> bool {
-    !list.is_empty()
-        && list
-            .iter()
-            .all(|kv| kv["key"].is_string() && kv.get("value").is_some())
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    match s.char_indices().nth(120) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s,
-    }
 }

@@ -35,7 +35,9 @@ pub struct IngesterConfig {
     /// start a new piece of it; the querier joins the pieces). Default `30s`.
     #[serde(with = "humantime_serde")]
     pub max_trace_age: Duration,
-    /// The head block is cut into a block when it holds this many bytes. Default 100 MiB.
+    /// The head block is cut into a block when it holds this many bytes (request bytes).
+    /// Default 32 MiB: writing a block decodes it in memory, so its size sets the memory peak
+    /// of a flush, and it must stay well below `max_unflushed_bytes`.
     pub max_block_bytes: u64,
     /// … or when its oldest span arrived this long ago. Default `1m`.
     #[serde(with = "humantime_serde")]
@@ -72,7 +74,7 @@ impl Default for IngesterConfig {
             wal_segment_bytes: 64 << 20,
             trace_idle_period: Duration::from_secs(5),
             max_trace_age: Duration::from_secs(30),
-            max_block_bytes: 100 << 20,
+            max_block_bytes: 32 << 20,
             max_block_duration: Duration::from_secs(60),
             complete_block_timeout: Duration::from_secs(120),
             cut_interval: Duration::from_secs(1),

@@ -9,7 +9,7 @@
 //! - [`read_tenant`]: every span of every block of a tenant, read with `skein-storage`.
 //! - [`verify`]: the blocks checked against the answers.
 //!
-//! Declared by the tests that use it with `#[path = "common/blocks.rs"] mod blocks;`.
+//! Part of `common`: `use common::blocks::...`.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -32,6 +32,9 @@ use skein_storage::otlp::common::v1::{
 use skein_storage::otlp::resource::v1::Resource;
 use skein_storage::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use skein_storage::{BlockReader, SpanRecord, StorageConfig, TenantId};
+
+use super::otlp::hex;
+use super::{Skein, tail};
 
 /// A tiny deterministic generator (xorshift64*): reproducible runs without a dependency.
 #[derive(Debug, Clone)]
@@ -754,6 +757,22 @@ fn first_difference(want: &SpanRecord, got: &SpanRecord) -> String {
     format!("sent …{}… stored …{}…", cut(&a), cut(&b))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Stops `skein` with SIGTERM and checks that it exited cleanly and left no records in the WAL
+/// at `wal_dir` (a clean stop flushes everything).
+pub fn stop_cleanly(skein: &mut Skein, wal_dir: &Path) {
+    let status = skein
+        .terminate(Duration::from_secs(40))
+        .expect("skein did not exit within 40 s of SIGTERM");
+    let log = skein.log();
+    assert!(
+        status.success(),
+        "skein exited with {status} after SIGTERM; log tail:\n{}",
+        tail(&log, 30)
+    );
+    let left = wal_segments_with_records(wal_dir);
+    assert!(
+        left.is_empty(),
+        "after a clean stop the WAL still holds records in {left:?}; log tail:\n{}",
+        tail(&log, 30)
+    );
 }
