@@ -79,7 +79,10 @@ fn payloads(args: &LoadgenArgs) -> anyhow::Result<Vec<Payload>> {
         let spans = generator.spans(args.batch);
         let n = spans.len() as u64;
         let ids: Vec<[u8; 16]> = {
-            let mut v: Vec<[u8; 16]> = spans.iter().filter_map(|s| s.trace_id().ok().map(|t| t.0)).collect();
+            let mut v: Vec<[u8; 16]> = spans
+                .iter()
+                .filter_map(|s| s.trace_id().ok().map(|t| t.0))
+                .collect();
             v.sort();
             v.dedup();
             v
@@ -88,7 +91,10 @@ fn payloads(args: &LoadgenArgs) -> anyhow::Result<Vec<Payload>> {
             resource_spans: spans_to_otlp(spans),
         };
         let (body, patterns): (Vec<u8>, Vec<Vec<u8>>) = match args.protocol {
-            Protocol::Grpc | Protocol::HttpProtobuf => (req.encode_to_vec(), ids.iter().map(|i| i.to_vec()).collect()),
+            Protocol::Grpc | Protocol::HttpProtobuf => (
+                req.encode_to_vec(),
+                ids.iter().map(|i| i.to_vec()).collect(),
+            ),
             Protocol::HttpJson => (
                 serde_json::to_vec(&req).context("encode json")?,
                 ids.iter().map(|i| hex(i).into_bytes()).collect(),
@@ -102,7 +108,11 @@ fn payloads(args: &LoadgenArgs) -> anyhow::Result<Vec<Payload>> {
                 from += pos + p.len();
             }
         }
-        out.push(Payload { body, id_offsets, spans: n });
+        out.push(Payload {
+            body,
+            id_offsets,
+            spans: n,
+        });
     }
     Ok(out)
 }
@@ -181,7 +191,11 @@ impl tonic::codec::Codec for RawCodec {
 impl tonic::codec::Encoder for RawEncoder {
     type Item = Bytes;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         dst.put(item);
         Ok(())
     }
@@ -190,7 +204,10 @@ impl tonic::codec::Encoder for RawEncoder {
 impl tonic::codec::Decoder for RawDecoder {
     type Item = Bytes;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Bytes>, tonic::Status> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
@@ -207,27 +224,42 @@ struct Counters {
 pub fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let pool = payloads(&args)?;
     let spans_per_payload = pool.iter().map(|p| p.spans).sum::<u64>() as f64 / pool.len() as f64;
-    let bytes_per_span = pool.iter().map(|p| p.body.len() as f64).sum::<f64>() / pool.iter().map(|p| p.spans as f64).sum::<f64>();
+    let bytes_per_span = pool.iter().map(|p| p.body.len() as f64).sum::<f64>()
+        / pool.iter().map(|p| p.spans as f64).sum::<f64>();
     if args.decode_only {
         let started = Instant::now();
         let (mut spans, mut rounds) = (0u64, 0u64);
         while started.elapsed() < args.duration.min(Duration::from_secs(10)) {
             for p in &pool {
                 let req = ExportTraceServiceRequest::decode(p.body.as_slice()).context("decode")?;
-                spans += req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum::<u64>();
+                spans += req
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .map(|s| s.spans.len() as u64)
+                    .sum::<u64>();
                 std::hint::black_box(req);
             }
             rounds += 1;
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("decode_only protocol=protobuf batch={} bytes_per_span={bytes_per_span:.1} rounds={rounds}", args.batch);
-        println!("prost_decode_spans_per_second_one_core {:.0}", spans as f64 / secs);
+        println!(
+            "decode_only protocol=protobuf batch={} bytes_per_span={bytes_per_span:.1} rounds={rounds}",
+            args.batch
+        );
+        println!(
+            "prost_decode_spans_per_second_one_core {:.0}",
+            spans as f64 / secs
+        );
         return Ok(());
     }
-    let endpoint = args.endpoint.clone().unwrap_or_else(|| match args.protocol {
-        Protocol::Grpc => "http://127.0.0.1:4317".into(),
-        _ => "http://127.0.0.1:4318/v1/traces".into(),
-    });
+    let endpoint = args
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| match args.protocol {
+            Protocol::Grpc => "http://127.0.0.1:4317".into(),
+            _ => "http://127.0.0.1:4318/v1/traces".into(),
+        });
     let pool = Arc::new(pool);
     let counters = Arc::new(Counters::default());
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
@@ -238,7 +270,10 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         let rps = args.rate as f64 / spans_per_payload;
         Duration::from_secs_f64(args.concurrency as f64 / rps.max(0.001))
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let channel = match args.protocol {
             Protocol::Grpc => Some(
@@ -252,14 +287,22 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         };
         let mut tasks = Vec::new();
         for w in 0..args.concurrency {
-            let (pool, counters, latencies, channel, endpoint) =
-                (Arc::clone(&pool), Arc::clone(&counters), Arc::clone(&latencies), channel.clone(), endpoint.clone());
+            let (pool, counters, latencies, channel, endpoint) = (
+                Arc::clone(&pool),
+                Arc::clone(&counters),
+                Arc::clone(&latencies),
+                channel.clone(),
+                endpoint.clone(),
+            );
             let (protocol, tenants, seed) = (args.protocol, args.tenants.max(1), args.seed);
             tasks.push(tokio::spawn(async move {
                 let mut rng = Rng::new(seed.wrapping_add(1000 + w as u64));
                 let mut lat = Vec::new();
                 let mut next = Instant::now();
-                let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .new_agent();
                 let mut i = w;
                 while Instant::now() < deadline {
                     if let Some(iv) = per_worker_interval {
@@ -285,16 +328,28 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<()> {
                                 Err(_) => Err(false),
                                 Ok(()) => match grpc.unary(req, path, RawCodec).await {
                                     Ok(_) => Ok(()),
-                                    Err(s) => Err(matches!(s.code(), tonic::Code::ResourceExhausted | tonic::Code::Unavailable)),
+                                    Err(s) => Err(matches!(
+                                        s.code(),
+                                        tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                                    )),
                                 },
                             }
                         }
                         None => {
                             let agent = agent.clone();
                             let (endpoint, tenant) = (endpoint.clone(), tenant.clone());
-                            let ct = if protocol == Protocol::HttpJson { "application/json" } else { "application/x-protobuf" };
+                            let ct = if protocol == Protocol::HttpJson {
+                                "application/json"
+                            } else {
+                                "application/x-protobuf"
+                            };
                             tokio::task::spawn_blocking(move || {
-                                match agent.post(&endpoint).header("Content-Type", ct).header("X-Scope-OrgID", &tenant).send(&body[..]) {
+                                match agent
+                                    .post(&endpoint)
+                                    .header("Content-Type", ct)
+                                    .header("X-Scope-OrgID", &tenant)
+                                    .send(&body[..])
+                                {
                                     Ok(r) if r.status().as_u16() == 200 => Ok(()),
                                     Ok(r) => Err(matches!(r.status().as_u16(), 429 | 503)),
                                     Err(_) => Err(false),
@@ -333,15 +388,26 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_unstable();
-    let pct = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     let accepted = counters.spans.load(Ordering::Relaxed);
     println!(
         "loadgen protocol={:?} batch={} concurrency={} tenants={} bytes_per_span={bytes_per_span:.1}",
         args.protocol, args.batch, args.concurrency, args.tenants
     );
     println!("requests {}", counters.requests.load(Ordering::Relaxed));
-    println!("failed_requests {}", counters.failures.load(Ordering::Relaxed));
-    println!("throttled_requests {}", counters.throttled.load(Ordering::Relaxed));
+    println!(
+        "failed_requests {}",
+        counters.failures.load(Ordering::Relaxed)
+    );
+    println!(
+        "throttled_requests {}",
+        counters.throttled.load(Ordering::Relaxed)
+    );
     println!("spans_accepted {accepted}");
     println!("seconds {secs:.2}");
     println!("spans_per_second {:.0}", accepted as f64 / secs);
