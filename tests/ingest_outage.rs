@@ -188,9 +188,12 @@ fn writes_are_kept_through_an_object_storage_outage_and_refused_when_the_wal_is_
     );
 
     // 2. Outage: acknowledged while the WAL has room, then 503 with Retry-After.
-    s3.down();
+    // The phase changes before the server is stopped: stopping it takes seconds, during which
+    // requests keep being acknowledged into the WAL, and those acknowledgements belong to the
+    // outage (otherwise a slow stop can fill the WAL before the phase even begins).
     let outage_started = Instant::now();
     load.set_phase(OUTAGE);
+    s3.down();
     let flushed_before = metric(&skein.metrics(), FLUSHED);
     let full = wait_until(Duration::from_secs(30), || {
         let (acked, unavailable) = counts(&load.snapshot(), OUTAGE);
