@@ -6,6 +6,7 @@
 //! of its roles must not look healthy.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -32,14 +33,30 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = RoleTasks::default();
+    // The ingester opens (and replays its WAL) before anything serves, so that the
+    // in-process querier can read its recent data from the first request on.
+    let ingester = match roles.contains(&Role::Ingester) {
+        true => Some(
+            skein_ingester::Ingester::open(config.ingester.clone(), store.clone())
+                .await
+                .context("cannot start the ingester")?,
+        ),
+        false => None,
+    };
+    let recent: Vec<Arc<dyn skein_storage::recent::RecentData>> = ingester
+        .iter()
+        .map(|i| Arc::clone(i) as Arc<dyn skein_storage::recent::RecentData>)
+        .collect();
     for &role in &roles {
         let store = store.clone();
         let shutdown = shutdown.clone();
         match role {
             Role::Ingester => {
-                let ingester = config.ingester.clone();
+                let Some(ingester) = ingester.clone() else {
+                    continue;
+                };
                 tasks.spawn(role, async move {
-                    skein_ingester::run(ingester, store, shutdown).await?;
+                    skein_ingester::serve(ingester, shutdown).await?;
                     Ok(())
                 });
             }
@@ -50,8 +67,10 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
                     jaeger_listen: config.server.jaeger_listen,
                 };
                 let build_info = crate::build_info();
+                let recent = recent.clone();
                 tasks.spawn(role, async move {
-                    skein_querier::run(querier, listeners, build_info, store, shutdown).await?;
+                    skein_querier::run(querier, listeners, build_info, store, recent, shutdown)
+                        .await?;
                     Ok(())
                 });
             }

@@ -27,6 +27,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Reading storage or an ingester failed.
+    #[error(transparent)]
+    Storage(#[from] skein_storage::Error),
 }
 
 /// Result alias for the querier.

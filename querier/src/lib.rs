@@ -12,15 +12,18 @@
 //! - **HTTP APIs**: the Tempo API (so Grafana's Tempo data source works), the Jaeger query
 //!   APIs v1 and v3 (Jaeger UI, Grafana's Jaeger data source) and Skein's own web UI.
 //!
-//! What exists today is the serving skeleton: [`run`] binds the API server
-//! (`server.http_listen`, default `:3200`) and the Jaeger-compatible server
-//! (`server.jaeger_listen`, default `:16686`). The API server answers `GET /ready`,
-//! `GET /api/echo` and `GET /api/status/buildinfo` like Tempo does; every other path, and the
-//! whole Jaeger server for now, answers a JSON 404 (see [`api`]).
+//! What exists today: [`run`] binds the API server (`server.http_listen`, default `:3200`)
+//! and the Jaeger-compatible server (`server.jaeger_listen`, default `:16686`). The API server
+//! answers trace by ID at Tempo's paths ([`tempo`], through [`lookup::TraceLookup`]: blocks
+//! plus the in-process ingester's recent data), `GET /ready`, `GET /api/echo`, `GET /metrics`
+//! and `GET /api/status/buildinfo`; other paths, and the whole Jaeger server for now, answer
+//! a JSON 404 (see [`api`]). Search and the Jaeger APIs are still to come.
 
 pub mod api;
 mod error;
+pub mod lookup;
 mod server;
+pub mod tempo;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,20 @@ pub use server::{Listeners, run};
 /// section is accepted (and unknown keys in it rejected) so that configuration files can
 /// already name it. The addresses the querier serves on are process-wide and live in
 /// `[server]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuerierConfig {}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerierConfig {
+    /// How often a tenant's block list is re-read from object storage. Blocks written since
+    /// are found through the ingesters meanwhile, so it must stay below the ingesters'
+    /// `complete_block_timeout`. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub block_list_refresh: std::time::Duration,
+}
+
+impl Default for QuerierConfig {
+    fn default() -> Self {
+        QuerierConfig {
+            block_list_refresh: std::time::Duration::from_secs(30),
+        }
+    }
+}

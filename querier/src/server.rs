@@ -7,9 +7,16 @@ use skein_storage::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use skein_storage::BlockList;
+use skein_storage::recent::RecentData;
+
 use crate::QuerierConfig;
 use crate::api::{self, BuildInfo};
 use crate::error::{Error, Result};
+use crate::lookup::TraceLookup;
+use crate::tempo;
 
 /// Where the querier serves, from the process-wide `[server]` section.
 #[derive(Debug, Clone)]
@@ -28,11 +35,15 @@ const JAEGER_API: &str = "jaeger api";
 /// Both sockets are bound before anything is served, so a taken port fails the start with an
 /// error that names the address instead of leaving a half-started process. On shutdown the
 /// servers stop accepting connections and finish the requests in flight.
+///
+/// `recent` are the ingesters whose not-yet-visible data queries merge in: the in-process one
+/// in the all-in-one binary.
 pub async fn run(
-    _config: QuerierConfig,
+    config: QuerierConfig,
     listeners: Listeners,
     build_info: BuildInfo,
     store: Store,
+    recent: Vec<Arc<dyn RecentData>>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let http = bind(HTTP_API, listeners.http_listen).await?;
@@ -43,8 +54,11 @@ pub async fn run(
         %store,
         "querier started"
     );
+    let blocks = Arc::new(BlockList::new(store.clone(), config.block_list_refresh));
+    let lookup = Arc::new(TraceLookup::new(store, blocks, recent));
+    let http_router = tempo::router(lookup).merge(api::router(build_info));
     tokio::try_join!(
-        serve(http, api::router(build_info), shutdown.clone()),
+        serve(http, http_router, shutdown.clone()),
         serve(jaeger, api::jaeger_router(), shutdown),
     )?;
     tracing::info!("querier stopped");
