@@ -22,6 +22,8 @@
 pub mod api;
 mod error;
 pub mod lookup;
+pub mod params;
+pub mod search;
 mod server;
 pub mod tempo;
 

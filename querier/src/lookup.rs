@@ -76,6 +76,21 @@ impl TraceLookup {
         Ok(Some(bloom))
     }
 
+    /// The block list this lookup reads.
+    pub fn blocks(&self) -> &BlockList {
+        &self.blocks
+    }
+
+    /// The ingesters this lookup asks.
+    pub fn recent(&self) -> &[Arc<dyn RecentData>] {
+        &self.recent
+    }
+
+    /// A reader of `meta`'s block, sharing its cached footer with earlier readers.
+    pub fn reader_for(&self, meta: &BlockMeta) -> BlockReader {
+        self.reader(meta)
+    }
+
     fn reader(&self, meta: &BlockMeta) -> BlockReader {
         let mut readers = lock(&self.readers);
         if readers.len() > 10_000 {

@@ -1,5 +1,6 @@
 //! The Tempo HTTP API, at Tempo's paths and in Tempo's shapes, so Grafana's Tempo data source
-//! works against Skein. Trace by ID for now (`/api/traces/{id}`, `/api/v2/traces/{id}`).
+//! works against Skein: trace by ID (`/api/traces/{id}`, `/api/v2/traces/{id}`) and search
+//! (`/api/search`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +18,15 @@ use skein_storage::{TenantId, TraceId};
 
 use crate::api::ApiError;
 use crate::lookup::TraceLookup;
+use crate::params::{go_duration, logfmt};
+use skein_storage::query::{Semantics, TraceQuery};
 
 /// The Tempo routes, over `lookup`.
 pub fn router(lookup: Arc<TraceLookup>) -> Router {
     Router::new()
         .route("/api/traces/{trace_id}", get(trace_v1))
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
+        .route("/api/search", get(search))
         .with_state(lookup)
 }
 
@@ -180,4 +184,141 @@ async fn trace_v2(
     let trace = serde_json::to_value(&data)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(json(serde_json::json!({ "trace": trace })))
+}
+
+/// Most traces one search may ask for.
+pub const MAX_LIMIT: usize = 10_000;
+/// Traces a search returns when it names no limit (Tempo's default).
+pub const DEFAULT_LIMIT: usize = 20;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// The query of `GET /api/search`, with Tempo's semantics.
+fn search_query(raw: &HashMap<String, String>) -> Result<TraceQuery, ApiError> {
+    if raw.contains_key("q") {
+        return Err(bad(
+            "TraceQL (q=) is not supported yet; search with tags=, minDuration=, maxDuration=, start=, end= and limit=",
+        ));
+    }
+    params(
+        raw,
+        &[
+            "tags",
+            "minDuration",
+            "maxDuration",
+            "limit",
+            "start",
+            "end",
+        ],
+    )?;
+    let mut query = TraceQuery {
+        semantics: Semantics::Trace,
+        limit: DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    if let Some(tags) = raw.get("tags") {
+        for (k, v) in logfmt(tags).map_err(bad)? {
+            match k.as_str() {
+                "service.name" => query.service_name = Some(v),
+                "name" => query.span_name = Some(v),
+                _ => query.tags.push((k, v)),
+            }
+        }
+    }
+    let duration = |name: &str| -> Result<Option<u64>, ApiError> {
+        raw.get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| go_duration(v).map_err(|e| bad(format!("{name}: {e}"))))
+            .transpose()
+    };
+    query.min_duration_nanos = duration("minDuration")?;
+    query.max_duration_nanos = duration("maxDuration")?;
+    if let (Some(min), Some(max)) = (query.min_duration_nanos, query.max_duration_nanos)
+        && min > max
+    {
+        return Err(bad("minDuration is greater than maxDuration"));
+    }
+    if let Some(l) = raw.get("limit").filter(|v| !v.is_empty()) {
+        let limit: usize = l
+            .parse()
+            .map_err(|_| bad(format!("limit={l:?} is not a whole number")))?;
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(bad(format!(
+                "limit={limit} is out of range; use 1 to {MAX_LIMIT}"
+            )));
+        }
+        query.limit = limit;
+    }
+    let mut window = raw.clone();
+    window.retain(|k, _| k == "start" || k == "end");
+    if let Some((start, end)) = self::window(&window)? {
+        query.start_unix_nano = Some(start);
+        query.end_unix_nano = (end != u64::MAX).then_some(end);
+    }
+    Ok(query)
+}
+
+/// Tempo's name for a trace whose root span has not arrived.
+const NO_ROOT: &str = "<root span not yet received>";
+
+/// `GET /api/search`: `{"traces": [{traceID, rootServiceName, rootTraceName,
+/// startTimeUnixNano, durationMs, serviceStats}], "metrics": {…}}`, 64-bit numbers as strings.
+async fn search(
+    State(lookup): State<Arc<TraceLookup>>,
+    Query(raw): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&headers)?;
+    let query = search_query(&raw)?;
+    let result = lookup.search(&tenant, &query).await.map_err(|e| {
+        tracing::error!(%tenant, error = %e, "search failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the search could not be completed; see the querier's log",
+        )
+    })?;
+    let traces: Vec<serde_json::Value> = result
+        .traces
+        .iter()
+        .map(|t| {
+            let stats: serde_json::Map<String, serde_json::Value> = t
+                .services
+                .iter()
+                .map(|(svc, s)| {
+                    (
+                        svc.clone(),
+                        serde_json::json!({ "spanCount": s.spans, "errorCount": s.errors }),
+                    )
+                })
+                .collect();
+            let or_no_root = |v: &str| {
+                if v.is_empty() {
+                    NO_ROOT.to_owned()
+                } else {
+                    v.to_owned()
+                }
+            };
+            serde_json::json!({
+                "traceID": t.trace_id.to_hex(),
+                "rootServiceName": or_no_root(&t.root_service_name),
+                "rootTraceName": or_no_root(&t.root_span_name),
+                "startTimeUnixNano": t.start_unix_nano.to_string(),
+                "durationMs": t.duration_nanos / 1_000_000,
+                "spanCount": t.span_count,
+                "errorCount": t.error_count,
+                "serviceStats": stats,
+            })
+        })
+        .collect();
+    Ok(json(serde_json::json!({
+        "traces": traces,
+        "metrics": {
+            "inspectedTraces": result.inspected_traces,
+            "inspectedBlocks": result.inspected_blocks,
+            "completedJobs": result.inspected_blocks,
+            "totalJobs": result.inspected_blocks,
+        },
+    })))
 }

@@ -1,0 +1,156 @@
+//! Trace search over blocks and recent data, with true trace summaries.
+//!
+//! A block only knows its piece of a trace, so search works in two steps. First, candidates:
+//! each block in the time window is scanned with the predicates that can be decided per span
+//! pushed down (time range, and the service for span-level queries), and the ingesters are
+//! asked too. Then, newest candidate first, the whole trace is read (every block that may hold
+//! it, plus the ingesters) and the query is decided on it, until `limit` traces match. So the
+//! summary (root, start, duration, span and error counts per service) is the true one even
+//! when the trace is split across blocks.
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt};
+use skein_storage::query::{Semantics, TraceQuery, TraceSummary, span_has_tag};
+use skein_storage::{BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
+
+use crate::error::Result;
+use crate::lookup::TraceLookup;
+
+/// What a search found.
+#[derive(Debug, Default)]
+pub struct SearchResult {
+    /// Matching traces, newest first.
+    pub traces: Vec<TraceSummary>,
+    /// Traces looked at.
+    pub inspected_traces: u64,
+    /// Blocks scanned.
+    pub inspected_blocks: u64,
+}
+
+/// Most candidates read in full for one search: bounds the cost of a query that matches
+/// almost nothing.
+const MAX_CANDIDATES: usize = 5_000;
+
+fn candidate(query: &TraceQuery, s: &SpanRecord) -> bool {
+    let start = s.span.start_time_unix_nano;
+    let in_range = match query.semantics {
+        // Jaeger: the matching span must start in the range.
+        Semantics::Span => {
+            query.start_unix_nano.is_none_or(|t| start >= t)
+                && query.end_unix_nano.is_none_or(|t| start <= t)
+        }
+        // Tempo: the trace must overlap the range; decided on the whole trace later.
+        Semantics::Trace => true,
+    };
+    in_range
+        && query
+            .service_name
+            .as_deref()
+            .is_none_or(|w| s.service_name() == w)
+        && query.span_name.as_deref().is_none_or(|w| s.span.name == w)
+        && query.tags.iter().all(|(k, v)| span_has_tag(s, k, v))
+}
+
+impl TraceLookup {
+    async fn candidates_in(
+        &self,
+        meta: BlockMeta,
+        query: &TraceQuery,
+    ) -> Result<HashMap<TraceId, u64>> {
+        let filter = ScanFilter {
+            // Tempo's range is about the trace; a span of it may start before the range.
+            start_unix_nano: match query.semantics {
+                Semantics::Span => query.start_unix_nano,
+                Semantics::Trace => None,
+            },
+            end_unix_nano: query.end_unix_nano,
+            service_name: query.service_name.clone(),
+            ..Default::default()
+        };
+        let parts: Vec<Vec<SpanRecord>> = self.reader_for(&meta).scan(filter).try_collect().await?;
+        let mut out = HashMap::new();
+        for s in parts.iter().flatten().filter(|s| candidate(query, s)) {
+            if let Ok(id) = s.trace_id() {
+                let start = out.entry(id).or_insert(u64::MAX);
+                *start = (*start).min(s.span.start_time_unix_nano);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `query` for `tenant`.
+    pub async fn search(&self, tenant: &TenantId, query: &TraceQuery) -> Result<SearchResult> {
+        let blocks = self.blocks().blocks(tenant).await?;
+        let window = (
+            query.start_unix_nano.unwrap_or(0),
+            query.end_unix_nano.unwrap_or(u64::MAX),
+        );
+        let scanned: Vec<BlockMeta> = blocks
+            .iter()
+            .filter(|m| m.overlaps(window.0, window.1))
+            .cloned()
+            .collect();
+        let inspected_blocks = scanned.len() as u64;
+        let per_block: Vec<HashMap<TraceId, u64>> = futures::stream::iter(scanned)
+            .map(|meta| async move { self.candidates_in(meta, query).await })
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        let mut candidates: HashMap<TraceId, u64> = HashMap::new();
+        for m in per_block {
+            for (id, start) in m {
+                let e = candidates.entry(id).or_insert(u64::MAX);
+                *e = (*e).min(start);
+            }
+        }
+        for r in self.recent() {
+            let unlimited = TraceQuery {
+                limit: 0,
+                ..query.clone()
+            };
+            for trace in r.search(tenant, &unlimited).await? {
+                if let Some(s) = trace.first()
+                    && let Ok(id) = s.trace_id()
+                {
+                    let start = trace
+                        .iter()
+                        .map(|s| s.span.start_time_unix_nano)
+                        .min()
+                        .unwrap_or(0);
+                    let e = candidates.entry(id).or_insert(u64::MAX);
+                    *e = (*e).min(start);
+                }
+            }
+        }
+        let mut ordered: Vec<(u64, TraceId)> = candidates
+            .into_iter()
+            .map(|(id, start)| (start, id))
+            .collect();
+        // Newest first; ties broken by ID so results are deterministic.
+        ordered.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut result = SearchResult {
+            inspected_blocks,
+            ..Default::default()
+        };
+        for (_, id) in ordered.into_iter().take(MAX_CANDIDATES) {
+            if query.limit > 0 && result.traces.len() >= query.limit {
+                break;
+            }
+            result.inspected_traces += 1;
+            let spans = self.find(tenant, &id, None).await?;
+            if query.matches(&spans)
+                && let Some(summary) = TraceSummary::from_spans(&spans)
+            {
+                result.traces.push(summary);
+            }
+        }
+        // Whole traces can start earlier than the piece that made them candidates.
+        result.traces.sort_by(|a, b| {
+            b.start_unix_nano
+                .cmp(&a.start_unix_nano)
+                .then(a.trace_id.cmp(&b.trace_id))
+        });
+        Ok(result)
+    }
+}

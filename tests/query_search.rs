@@ -1,0 +1,272 @@
+//! Search through the Tempo API: trace-level durations, tags on one span, newest first,
+//! limits, true summaries for traces split across a block and the ingester, and bad input.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Options, Skein};
+use serde_json::{Value, json};
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// One span in OTLP/JSON.
+#[allow(clippy::too_many_arguments)]
+fn span(
+    trace: &str,
+    id: &str,
+    parent: &str,
+    name: &str,
+    start: u64,
+    dur_ms: u64,
+    attrs: Value,
+    error: bool,
+) -> Value {
+    json!({
+        "traceId": trace, "spanId": id, "parentSpanId": parent, "name": name, "kind": 2,
+        "startTimeUnixNano": start.to_string(),
+        "endTimeUnixNano": (start + dur_ms * 1_000_000).to_string(),
+        "attributes": attrs,
+        "status": { "code": if error { 2 } else { 0 } }
+    })
+}
+
+fn request(service: &str, spans: Vec<Value>) -> Value {
+    json!({ "resourceSpans": [{
+        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": service } }] },
+        "scopeSpans": [{ "scope": { "name": "test" }, "spans": spans }]
+    }]})
+}
+
+fn send(skein: &Skein, body: &Value) {
+    let resp = ureq::post(&skein.otlp_http_url())
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .expect("export");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+fn search(skein: &Skein, params: &str) -> (u16, Value) {
+    let resp = ureq::get(&format!("http://{}/api/search?{params}", skein.ports.http))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .expect("search");
+    let status = resp.status().as_u16();
+    (status, resp.into_body().read_json().unwrap_or(Value::Null))
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["traceID"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn enc(s: &str) -> String {
+    s.replace(' ', "%20")
+        .replace('=', "%3D")
+        .replace('"', "%22")
+}
+
+#[test]
+fn tempo_search_semantics_and_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        ingester: "trace_idle_period = \"200ms\"\nmax_block_duration = \"300ms\"\ncut_interval = \"100ms\"\n\
+                   complete_block_timeout = \"1s\"\n"
+            .into(),
+        extra: "[querier]\nblock_list_refresh = \"300ms\"\n".into(),
+        ..Options::default()
+    };
+    let skein = Skein::start(dir.path(), &opts);
+    let t0 = now_ns() - 60_000_000_000;
+    let (a, b, c) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
+
+    // A: web root (100 ms) calling api, whose span failed with a 500. Oldest.
+    send(
+        &skein,
+        &request(
+            "web",
+            vec![span(
+                &a,
+                "a000000000000001",
+                "",
+                "GET /",
+                t0,
+                100,
+                json!([]),
+                false,
+            )],
+        ),
+    );
+    send(
+        &skein,
+        &request(
+            "api",
+            vec![span(
+                &a,
+                "a000000000000002",
+                "a000000000000001",
+                "query",
+                t0 + 5_000_000,
+                20,
+                json!([{ "key": "http.status_code", "value": { "intValue": "500" } }]),
+                true,
+            )],
+        ),
+    );
+    // B: a short web trace (10 ms), a second later.
+    send(
+        &skein,
+        &request(
+            "web",
+            vec![span(
+                &b,
+                "b000000000000001",
+                "",
+                "GET /health",
+                t0 + 1_000_000_000,
+                10,
+                json!([]),
+                false,
+            )],
+        ),
+    );
+    // C: its root now; wait until it is in a block, then a child arrives (live in the ingester).
+    send(
+        &skein,
+        &request(
+            "web",
+            vec![span(
+                &c,
+                "c000000000000001",
+                "",
+                "GET /slow",
+                t0 + 2_000_000_000,
+                500,
+                json!([]),
+                false,
+            )],
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !skein
+        .metrics()
+        .contains("skein_ingester_blocks_flushed_total")
+        || skein
+            .metrics()
+            .contains("skein_ingester_blocks_flushed_total 0")
+    {
+        assert!(Instant::now() < deadline, "no block written within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    send(
+        &skein,
+        &request(
+            "db",
+            vec![span(
+                &c,
+                "c000000000000002",
+                "c000000000000001",
+                "SELECT",
+                t0 + 2_100_000_000,
+                50,
+                json!([{ "key": "db.system", "value": { "stringValue": "postgresql" } }]),
+                false,
+            )],
+        ),
+    );
+
+    // Newest first, all three.
+    let (status, all) = search(&skein, "");
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(ids(&all), vec![c.clone(), b.clone(), a.clone()], "{all}");
+
+    // C's summary is whole although its spans live in a block and in the ingester.
+    let (_, v) = search(&skein, &format!("tags={}", enc("db.system=postgresql")));
+    assert_eq!(ids(&v), vec![c.clone()], "{v}");
+    let t = &v["traces"][0];
+    assert_eq!(t["rootServiceName"], "web");
+    assert_eq!(t["rootTraceName"], "GET /slow");
+    assert_eq!(t["durationMs"], 500);
+    assert_eq!(t["spanCount"], 2);
+    assert_eq!(t["serviceStats"]["db"]["spanCount"], 1);
+    assert_eq!(t["startTimeUnixNano"], (t0 + 2_000_000_000).to_string());
+
+    // Durations are the trace's (A's query span lasts 20 ms, A itself 100 ms); inclusive.
+    let (_, v) = search(&skein, "minDuration=100ms&maxDuration=100ms");
+    assert_eq!(ids(&v), vec![a.clone()], "{v}");
+    let (_, v) = search(
+        &skein,
+        &format!("tags={}&minDuration=50ms", enc("service.name=api")),
+    );
+    assert_eq!(ids(&v), vec![a.clone()], "{v}");
+    assert_eq!(v["traces"][0]["serviceStats"]["api"]["errorCount"], 1);
+
+    // Tags hold on one span: web and the 500 are on different spans of A.
+    let (_, v) = search(
+        &skein,
+        &format!("tags={}", enc("service.name=web http.status_code=500")),
+    );
+    assert!(ids(&v).is_empty(), "{v}");
+    let (_, v) = search(
+        &skein,
+        &format!("tags={}", enc("service.name=api http.status_code=500")),
+    );
+    assert_eq!(ids(&v), vec![a.clone()], "{v}");
+    let (_, v) = search(&skein, &format!("tags={}", enc("name=\"GET /health\"")));
+    assert_eq!(ids(&v), vec![b.clone()], "{v}");
+
+    // Limit.
+    let (_, v) = search(&skein, "limit=2");
+    assert_eq!(ids(&v), vec![c.clone(), b.clone()], "{v}");
+
+    // A time range that ends before B starts finds only A.
+    let (_, v) = search(
+        &skein,
+        &format!(
+            "start={}&end={}",
+            t0 / 1_000_000_000 - 10,
+            t0 / 1_000_000_000
+        ),
+    );
+    assert_eq!(ids(&v), vec![a.clone()], "{v}");
+
+    // Another tenant sees nothing.
+    let resp = ureq::get(&format!("http://{}/api/search", skein.ports.http))
+        .header("X-Scope-OrgID", "someone-else")
+        .call()
+        .unwrap();
+    let v: Value = resp.into_body().read_json().unwrap();
+    assert!(ids(&v).is_empty(), "{v}");
+
+    // Bad input: 400 with a message.
+    for (params, want) in [
+        ("minDuration=soon", "not a duration"),
+        ("minDuration=2s&maxDuration=1s", "greater than"),
+        ("limit=0", "out of range"),
+        ("limit=999999999", "out of range"),
+        ("limit=ten", "whole number"),
+        ("start=20&end=10", "after"),
+        ("q=%7B%7D", "TraceQL"),
+        ("servce=web", "unknown parameter"),
+        ("tags=novalue", "key=value"),
+    ] {
+        let (status, v) = search(&skein, params);
+        assert_eq!(status, 400, "{params}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains(want),
+            "{params}: {v}"
+        );
+    }
+}
