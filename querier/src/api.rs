@@ -50,6 +50,11 @@ impl ApiError {
         }
     }
 
+    /// The message for the user.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -132,7 +137,7 @@ async fn jaeger_not_implemented(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no route for {method} {}: the jaeger query api is not implemented yet",
+            "no route for {method} {}: the jaeger query api serves /api/services, /api/operations, /api/traces and /api/dependencies (api_v3 is not implemented yet)",
             uri.path()
         ),
     )

@@ -21,6 +21,7 @@
 
 pub mod api;
 mod error;
+pub mod jaeger;
 pub mod lookup;
 pub mod params;
 pub mod search;

@@ -154,3 +154,62 @@ impl TraceLookup {
         Ok(result)
     }
 }
+
+impl TraceLookup {
+    /// Every (service, span name, span kind) of the tenant: from the blocks (reading three
+    /// columns, not whole spans) and the ingesters.
+    pub async fn operations(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<std::collections::BTreeSet<(String, String, i32)>> {
+        use arrow::array::{Array, Int32Array, StringArray};
+        use skein_storage::schema::col;
+
+        let blocks = self.blocks().blocks(tenant).await?;
+        let mut out = std::collections::BTreeSet::new();
+        let per_block: Vec<Vec<arrow::record_batch::RecordBatch>> =
+            futures::stream::iter(blocks.iter().cloned())
+                .map(|meta| async move {
+                    self.reader_for(&meta)
+                        .read_columns(&[col::SERVICE_NAME, col::NAME, col::KIND])
+                        .await
+                })
+                .buffer_unordered(4)
+                .try_collect()
+                .await?;
+        for batch in per_block.iter().flatten() {
+            let svc = batch
+                .column_by_name(col::SERVICE_NAME)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+            let name = batch
+                .column_by_name(col::NAME)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+            let kind = batch
+                .column_by_name(col::KIND)
+                .and_then(|c| c.as_any().downcast_ref::<Int32Array>());
+            let (Some(svc), Some(name), Some(kind)) = (svc, name, kind) else {
+                continue;
+            };
+            for i in 0..batch.num_rows() {
+                let s = if svc.is_valid(i) { svc.value(i) } else { "" };
+                out.insert((s.to_owned(), name.value(i).to_owned(), kind.value(i)));
+            }
+        }
+        let everything = TraceQuery {
+            limit: 0,
+            ..Default::default()
+        };
+        for r in self.recent() {
+            for trace in r.search(tenant, &everything).await? {
+                for s in &trace {
+                    out.insert((
+                        s.service_name().to_owned(),
+                        s.span.name.clone(),
+                        s.span.kind,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

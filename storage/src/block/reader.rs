@@ -212,6 +212,23 @@ impl BlockReader {
         .boxed()
     }
 
+    /// The given top-level columns of every row, as Arrow batches: for listings (services,
+    /// operations, tag values) that need a few columns, not whole spans. Columns the block
+    /// lacks are left out of the batches.
+    pub async fn read_columns(&self, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let footer = self.footer().await?;
+        let schema = footer.file_metadata().schema_descr_ptr();
+        let roots: Vec<usize> = (0..schema.root_schema().get_fields().len())
+            .filter(|&i| columns.contains(&schema.root_schema().get_fields()[i].name()))
+            .collect();
+        let stream = self
+            .builder(footer)
+            .await?
+            .with_projection(ProjectionMask::roots(&schema, roots))
+            .build()?;
+        Ok(stream.try_collect().await?)
+    }
+
     /// Every span of the block.
     pub async fn read_all(&self) -> Result<Vec<SpanRecord>> {
         let parts: Vec<Vec<SpanRecord>> = self.scan(ScanFilter::default()).try_collect().await?;

@@ -1,0 +1,281 @@
+//! The Jaeger query API v1, on the Jaeger port and under /jaeger on the API port.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{Options, Skein};
+use serde_json::{Value, json};
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[allow(clippy::too_many_arguments)]
+fn span(
+    trace: &str,
+    id: &str,
+    parent: &str,
+    name: &str,
+    kind: i32,
+    start: u64,
+    dur_ms: u64,
+    attrs: Value,
+    error: bool,
+) -> Value {
+    json!({
+        "traceId": trace, "spanId": id, "parentSpanId": parent, "name": name, "kind": kind,
+        "startTimeUnixNano": start.to_string(),
+        "endTimeUnixNano": (start + dur_ms * 1_000_000).to_string(),
+        "attributes": attrs,
+        "events": [{ "timeUnixNano": (start + 1000).to_string(), "name": "retry", "attributes": [] }],
+        "status": { "code": if error { 2 } else { 0 }, "message": if error { "boom" } else { "" } }
+    })
+}
+
+fn send(skein: &Skein, service: &str, spans: Vec<Value>) {
+    let body = json!({ "resourceSpans": [{
+        "resource": { "attributes": [
+            { "key": "service.name", "value": { "stringValue": service } },
+            { "key": "host.name", "value": { "stringValue": "h1" } }
+        ] },
+        "scopeSpans": [{ "scope": { "name": "lib", "version": "1.0" }, "spans": spans }]
+    }]});
+    let resp = ureq::post(&skein.otlp_http_url())
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .expect("export");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+fn get(base: &str, path: &str) -> (u16, Value) {
+    let resp = ureq::get(&format!("{base}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .expect("jaeger api");
+    let status = resp.status().as_u16();
+    (status, resp.into_body().read_json().unwrap_or(Value::Null))
+}
+
+fn trace_ids(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["traceID"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn jaeger_v1_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let skein = Skein::start(dir.path(), &Options::default());
+    let t0 = now_ns() - 60_000_000_000;
+    let (a, b) = ("a".repeat(32), "b".repeat(32));
+    send(
+        &skein,
+        "web",
+        vec![span(
+            &a,
+            "a000000000000001",
+            "",
+            "GET /",
+            2,
+            t0,
+            100,
+            json!([]),
+            false,
+        )],
+    );
+    send(
+        &skein,
+        "api",
+        vec![span(
+            &a,
+            "a000000000000002",
+            "a000000000000001",
+            "query",
+            2,
+            t0 + 5_000_000,
+            20,
+            json!([{ "key": "http.status_code", "value": { "intValue": "500" } }]),
+            true,
+        )],
+    );
+    send(
+        &skein,
+        "web",
+        vec![span(
+            &b,
+            "b000000000000001",
+            "",
+            "GET /health",
+            2,
+            t0 + 1_000_000_000,
+            10,
+            json!([]),
+            false,
+        )],
+    );
+
+    for base in [
+        format!("http://{}", skein.ports.jaeger),
+        format!("http://{}/jaeger", skein.ports.http),
+    ] {
+        let (status, v) = get(&base, "/api/services");
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"], json!(["api", "web"]), "{v}");
+        assert_eq!(v["total"], 2);
+        assert!(v["errors"].is_null());
+
+        let (_, v) = get(&base, "/api/services/web/operations");
+        assert_eq!(v["data"], json!(["GET /", "GET /health"]), "{v}");
+        let (_, v) = get(&base, "/api/operations?service=api&spanKind=server");
+        assert_eq!(
+            v["data"],
+            json!([{ "name": "query", "spanKind": "server" }]),
+            "{v}"
+        );
+
+        // Trace by ID in Jaeger's model.
+        let (status, v) = get(&base, &format!("/api/traces/{a}"));
+        assert_eq!(status, 200, "{v}");
+        let trace = &v["data"][0];
+        assert_eq!(trace["traceID"], a);
+        let spans = trace["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 2);
+        let child = spans
+            .iter()
+            .find(|s| s["spanID"] == "a000000000000002")
+            .unwrap();
+        assert_eq!(child["operationName"], "query");
+        assert_eq!(child["startTime"], (t0 + 5_000_000) / 1000);
+        assert_eq!(child["duration"], 20_000);
+        assert_eq!(
+            child["references"],
+            json!([{ "refType": "CHILD_OF", "traceID": a, "spanID": "a000000000000001" }])
+        );
+        let tags = child["tags"].as_array().unwrap();
+        assert!(
+            tags.contains(&json!({ "key": "http.status_code", "type": "int64", "value": 500 })),
+            "{tags:?}"
+        );
+        assert!(
+            tags.contains(&json!({ "key": "error", "type": "bool", "value": true })),
+            "{tags:?}"
+        );
+        assert!(
+            tags.contains(&json!({ "key": "span.kind", "type": "string", "value": "server" })),
+            "{tags:?}"
+        );
+        assert!(
+            tags.contains(
+                &json!({ "key": "otel.status_description", "type": "string", "value": "boom" })
+            ),
+            "{tags:?}"
+        );
+        assert_eq!(
+            child["logs"][0]["fields"][0],
+            json!({ "key": "event", "type": "string", "value": "retry" })
+        );
+        let pid = child["processID"].as_str().unwrap();
+        assert_eq!(trace["processes"][pid]["serviceName"], "api");
+        assert_eq!(
+            trace["processes"][pid]["tags"],
+            json!([{ "key": "host.name", "type": "string", "value": "h1" }])
+        );
+
+        // Search: one span must satisfy every filter.
+        let tags = enc(r#"{"http.status_code":"500"}"#);
+        let (_, v) = get(&base, &format!("/api/traces?service=api&tags={tags}"));
+        assert_eq!(trace_ids(&v), vec![a.clone()], "{v}");
+        let (_, v) = get(&base, &format!("/api/traces?service=web&tags={tags}"));
+        assert_eq!(trace_ids(&v), Vec::<String>::new(), "{v}");
+        let (_, v) = get(
+            &base,
+            "/api/traces?service=api&tag=http.status_code:500&minDuration=20ms&maxDuration=20ms",
+        );
+        assert_eq!(trace_ids(&v), vec![a.clone()], "{v}");
+        let (_, v) = get(&base, "/api/traces?service=web&minDuration=50ms");
+        assert_eq!(trace_ids(&v), vec![a.clone()], "{v}");
+        let (_, v) = get(
+            &base,
+            &format!(
+                "/api/traces?service=web&start={}&end={}&limit=20",
+                t0 / 1000,
+                t0 / 1000 + 500_000
+            ),
+        );
+        assert_eq!(trace_ids(&v), vec![a.clone()], "{v}");
+        let (_, v) = get(&base, "/api/traces?service=web&limit=1");
+        assert_eq!(trace_ids(&v), vec![b.clone()], "newest first: {v}");
+        let (_, v) = get(&base, &format!("/api/traces?traceID={a}&traceID={b}"));
+        assert_eq!(trace_ids(&v), vec![a.clone(), b.clone()], "{v}");
+
+        let (_, v) = get(&base, "/api/dependencies");
+        assert_eq!(
+            v["data"],
+            json!([{ "parent": "web", "child": "api", "callCount": 1 }]),
+            "{v}"
+        );
+
+        // Errors in Jaeger's envelope.
+        let (status, v) = get(&base, &format!("/api/traces/{}", "cd".repeat(16)));
+        assert_eq!(status, 404);
+        assert_eq!(v["errors"][0]["msg"], "trace not found", "{v}");
+        for (path, want) in [
+            (
+                "/api/traces?service=web&tags=%7Bnot-json".to_string(),
+                "JSON object",
+            ),
+            (
+                "/api/traces?service=web&minDuration=fast".to_string(),
+                "not a duration",
+            ),
+            (
+                "/api/traces?service=web&start=10&end=5".to_string(),
+                "after",
+            ),
+            (
+                "/api/traces?service=web&colour=red".to_string(),
+                "unknown parameter",
+            ),
+            ("/api/traces?tag=nocolon".to_string(), "key:value"),
+            ("/api/traces/xyz".to_string(), "hex"),
+            ("/api/operations".to_string(), "service is required"),
+        ] {
+            let (status, v) = get(&base, &path);
+            assert_eq!(status, 400, "{path}: {v}");
+            assert!(
+                v["errors"][0]["msg"].as_str().unwrap_or("").contains(want),
+                "{path}: {v}"
+            );
+        }
+    }
+    // Tenants are isolated here too.
+    let resp = ureq::get(&format!("http://{}/api/services", skein.ports.jaeger))
+        .header("X-Scope-OrgID", "other")
+        .call()
+        .unwrap();
+    let v: Value = resp.into_body().read_json().unwrap();
+    assert_eq!(v["data"], json!([]), "{v}");
+}
