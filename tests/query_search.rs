@@ -250,6 +250,59 @@ fn tempo_search_semantics_and_summaries() {
     let v: Value = resp.into_body().read_json().unwrap();
     assert!(ids(&v).is_empty(), "{v}");
 
+    // Tag names and values (from the block and the ingester alike).
+    let get = |path: &str| -> (u16, Value) {
+        let resp = ureq::get(&format!("http://{}{path}", skein.ports.http))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("tags");
+        let status = resp.status().as_u16();
+        (status, resp.into_body().read_json().unwrap_or(Value::Null))
+    };
+    let (_, v) = get("/api/search/tags");
+    for want in ["http.status_code", "db.system", "service.name"] {
+        assert!(
+            v["tagNames"].as_array().unwrap().contains(&json!(want)),
+            "{want}: {v}"
+        );
+    }
+    let (_, v) = get("/api/v2/search/tags");
+    assert_eq!(v["scopes"][0]["name"], "span");
+    assert_eq!(
+        v["scopes"][0]["tags"],
+        json!(["db.system", "http.status_code"]),
+        "{v}"
+    );
+    assert_eq!(v["scopes"][1]["tags"], json!(["service.name"]), "{v}");
+    let (_, v) = get("/api/search/tag/service.name/values");
+    assert_eq!(v["tagValues"], json!(["api", "db", "web"]), "{v}");
+    let (_, v) = get("/api/v2/search/tag/resource.service.name/values");
+    assert_eq!(
+        v["tagValues"][0],
+        json!({ "type": "string", "value": "api" }),
+        "{v}"
+    );
+    let (_, v) = get("/api/v2/search/tag/span.http.status_code/values");
+    assert_eq!(
+        v["tagValues"],
+        json!([{ "type": "int", "value": "500" }]),
+        "{v}"
+    );
+    let (_, v) = get("/api/v2/search/tag/span.service.name/values");
+    assert_eq!(
+        v["tagValues"],
+        json!([]),
+        "service.name is a resource attribute: {v}"
+    );
+    let (status, v) = get("/api/v2/search/tag/http.status_code/values");
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("needs a scope"),
+        "{v}"
+    );
+
     // Bad input: 400 with a message.
     for (params, want) in [
         ("minDuration=soon", "not a duration"),

@@ -213,3 +213,137 @@ impl TraceLookup {
         Ok(out)
     }
 }
+
+/// Which attributes a tag listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagScope {
+    /// Span attributes (and event and link attributes).
+    Span,
+    /// Resource attributes.
+    Resource,
+}
+
+/// Tag names by scope.
+#[derive(Debug, Default)]
+pub struct TagNames {
+    /// Keys of span, event and link attributes.
+    pub span: std::collections::BTreeSet<String>,
+    /// Keys of resource attributes.
+    pub resource: std::collections::BTreeSet<String>,
+}
+
+impl TraceLookup {
+    /// Calls `f` on every span of the tenant in the window: blocks and ingesters.
+    async fn each_span(
+        &self,
+        tenant: &TenantId,
+        window: (u64, u64),
+        mut f: impl FnMut(&SpanRecord),
+    ) -> Result<()> {
+        let blocks = self.blocks().blocks(tenant).await?;
+        for meta in blocks.iter().filter(|m| m.overlaps(window.0, window.1)) {
+            let filter = ScanFilter {
+                start_unix_nano: Some(window.0),
+                end_unix_nano: Some(window.1),
+                ..Default::default()
+            };
+            let mut stream = self.reader_for(meta).scan(filter);
+            while let Some(part) = stream.try_next().await? {
+                part.iter().for_each(&mut f);
+            }
+        }
+        let everything = TraceQuery {
+            start_unix_nano: Some(window.0),
+            end_unix_nano: Some(window.1),
+            limit: 0,
+            ..Default::default()
+        };
+        for r in self.recent() {
+            for trace in r.search(tenant, &everything).await? {
+                trace.iter().for_each(&mut f);
+            }
+        }
+        Ok(())
+    }
+
+    /// Attribute keys in use, by scope.
+    pub async fn tag_names(&self, tenant: &TenantId, window: (u64, u64)) -> Result<TagNames> {
+        let mut names = TagNames::default();
+        self.each_span(tenant, window, |s| {
+            for kv in &s.span.attributes {
+                names.span.insert(kv.key.clone());
+            }
+            for e in &s.span.events {
+                names
+                    .span
+                    .extend(e.attributes.iter().map(|kv| kv.key.clone()));
+            }
+            for l in &s.span.links {
+                names
+                    .span
+                    .extend(l.attributes.iter().map(|kv| kv.key.clone()));
+            }
+            for kv in &s.resource.resource.attributes {
+                names.resource.insert(kv.key.clone());
+            }
+        })
+        .await?;
+        Ok(names)
+    }
+
+    /// The values (type name, string form) of attribute `key` in `scope` (both when `None`).
+    pub async fn tag_values(
+        &self,
+        tenant: &TenantId,
+        scope: Option<TagScope>,
+        key: &str,
+        window: (u64, u64),
+    ) -> Result<std::collections::BTreeSet<(&'static str, String)>> {
+        use skein_storage::otlp::common::v1::{KeyValue, any_value::Value as V};
+        fn typed(kv: &KeyValue) -> (&'static str, String) {
+            let ty = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(V::IntValue(_)) => "int",
+                Some(V::DoubleValue(_)) => "float",
+                Some(V::BoolValue(_)) => "bool",
+                _ => "string",
+            };
+            (
+                ty,
+                kv.value
+                    .as_ref()
+                    .map(skein_storage::query::value_string)
+                    .unwrap_or_default(),
+            )
+        }
+        let mut out = std::collections::BTreeSet::new();
+        self.each_span(tenant, window, |s| {
+            if scope != Some(TagScope::Resource) {
+                out.extend(
+                    s.span
+                        .attributes
+                        .iter()
+                        .filter(|kv| kv.key == key)
+                        .map(typed),
+                );
+                for e in &s.span.events {
+                    out.extend(e.attributes.iter().filter(|kv| kv.key == key).map(typed));
+                }
+                for l in &s.span.links {
+                    out.extend(l.attributes.iter().filter(|kv| kv.key == key).map(typed));
+                }
+            }
+            if scope != Some(TagScope::Span) {
+                out.extend(
+                    s.resource
+                        .resource
+                        .attributes
+                        .iter()
+                        .filter(|kv| kv.key == key)
+                        .map(typed),
+                );
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+}

@@ -27,6 +27,10 @@ pub fn router(lookup: Arc<TraceLookup>) -> Router {
         .route("/api/traces/{trace_id}", get(trace_v1))
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
         .route("/api/search", get(search))
+        .route("/api/search/tags", get(tags_v1))
+        .route("/api/v2/search/tags", get(tags_v2))
+        .route("/api/search/tag/{tag}/values", get(values_v1))
+        .route("/api/v2/search/tag/{tag}/values", get(values_v2))
         .with_state(lookup)
 }
 
@@ -321,4 +325,114 @@ async fn search(
             "totalJobs": result.inspected_blocks,
         },
     })))
+}
+
+fn full_window(raw: &HashMap<String, String>, extra: &[&str]) -> Result<(u64, u64), ApiError> {
+    let mut known = vec!["start", "end"];
+    known.extend_from_slice(extra);
+    params(raw, &known)?;
+    let mut w = raw.clone();
+    w.retain(|k, _| k == "start" || k == "end");
+    Ok(window(&w)?.unwrap_or((0, u64::MAX)))
+}
+
+fn failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "tag listing failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the tags could not be listed; see the querier's log",
+    )
+}
+
+/// `GET /api/search/tags`: `{"tagNames": [...]}`, span and resource attribute keys.
+async fn tags_v1(
+    State(lookup): State<Arc<TraceLookup>>,
+    Query(raw): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&headers)?;
+    let window = full_window(&raw, &["limit", "maxStaleValues"])?;
+    let names = lookup.tag_names(&tenant, window).await.map_err(failed)?;
+    let all: std::collections::BTreeSet<&String> =
+        names.span.iter().chain(&names.resource).collect();
+    Ok(json(serde_json::json!({ "tagNames": all })))
+}
+
+/// `GET /api/v2/search/tags`: `{"scopes": [{"name": "span", "tags": [...]}, {"name":
+/// "resource", ...}]}`; `scope=span|resource` picks one.
+async fn tags_v2(
+    State(lookup): State<Arc<TraceLookup>>,
+    Query(raw): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&headers)?;
+    let window = full_window(&raw, &["scope", "q", "limit", "maxStaleValues"])?;
+    let want = raw.get("scope").map(String::as_str).unwrap_or("");
+    if !["", "all", "span", "resource", "intrinsic"].contains(&want) {
+        return Err(bad(format!(
+            "scope={want:?} is not one of span, resource, intrinsic, all"
+        )));
+    }
+    let names = lookup.tag_names(&tenant, window).await.map_err(failed)?;
+    let mut scopes = Vec::new();
+    if matches!(want, "" | "all" | "span") {
+        scopes.push(serde_json::json!({ "name": "span", "tags": names.span }));
+    }
+    if matches!(want, "" | "all" | "resource") {
+        scopes.push(serde_json::json!({ "name": "resource", "tags": names.resource }));
+    }
+    if matches!(want, "" | "all" | "intrinsic") {
+        scopes.push(serde_json::json!({ "name": "intrinsic", "tags": ["duration", "kind", "name", "status", "statusMessage"] }));
+    }
+    Ok(json(serde_json::json!({ "scopes": scopes })))
+}
+
+/// `GET /api/search/tag/{tag}/values`: `{"tagValues": [...]}`.
+async fn values_v1(
+    State(lookup): State<Arc<TraceLookup>>,
+    Path(tag): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&headers)?;
+    let window = full_window(&raw, &["limit", "maxStaleValues"])?;
+    let values = lookup
+        .tag_values(&tenant, None, &tag, window)
+        .await
+        .map_err(failed)?;
+    let strings: std::collections::BTreeSet<&String> = values.iter().map(|(_, v)| v).collect();
+    Ok(json(serde_json::json!({ "tagValues": strings })))
+}
+
+/// `GET /api/v2/search/tag/{tag}/values`, the tag in TraceQL form (`resource.service.name`,
+/// `span.http.method`, `.anything`): `{"tagValues": [{"type", "value"}]}`.
+async fn values_v2(
+    State(lookup): State<Arc<TraceLookup>>,
+    Path(tag): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use crate::search::TagScope;
+    let tenant = tenant(&headers)?;
+    let window = full_window(&raw, &["q", "limit", "maxStaleValues"])?;
+    let (scope, key) = if let Some(k) = tag.strip_prefix("resource.") {
+        (Some(TagScope::Resource), k)
+    } else if let Some(k) = tag.strip_prefix("span.") {
+        (Some(TagScope::Span), k)
+    } else if let Some(k) = tag.strip_prefix('.') {
+        (None, k)
+    } else {
+        return Err(bad(format!(
+            "tag {tag:?} needs a scope: resource.{tag}, span.{tag} or .{tag} (either)"
+        )));
+    };
+    let values = lookup
+        .tag_values(&tenant, scope, key, window)
+        .await
+        .map_err(failed)?;
+    let list: Vec<serde_json::Value> = values
+        .into_iter()
+        .map(|(ty, v)| serde_json::json!({ "type": ty, "value": v }))
+        .collect();
+    Ok(json(serde_json::json!({ "tagValues": list })))
 }
