@@ -271,6 +271,66 @@ fn jaeger_v1_api() {
             );
         }
     }
+    // api_v3.
+    let v3 = format!("http://{}", skein.ports.jaeger);
+    let (status, v) = get(&v3, "/api/v3/services");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["services"], json!(["api", "web"]), "{v}");
+    let (_, v) = get(&v3, "/api/v3/operations?service=api&spanKind=server");
+    assert_eq!(
+        v["operations"],
+        json!([{ "name": "query", "spanKind": "server" }]),
+        "{v}"
+    );
+    let (status, v) = get(&v3, &format!("/api/v3/traces/{a}"));
+    assert_eq!(status, 200, "{v}");
+    let spans: usize = v["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
+        .map(|ss| ss["spans"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(spans, 2, "{v}");
+    let since = chrono_like(t0 - 10_000_000_000);
+    let attrs = enc(r#"{"http.status_code":"500"}"#);
+    let (status, v) = get(
+        &v3,
+        &format!(
+            "/api/v3/traces?query.serviceName=api&query.attributes={attrs}&query.startTimeMin={since}"
+        ),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v.to_string().contains(&a) && !v.to_string().contains(&b),
+        "{v}"
+    );
+    // Without a service, snake_case aliases, a duration bound.
+    let (status, v) = get(&v3, "/api/v3/traces?query.duration_min=50ms");
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v.to_string().contains(&a) && !v.to_string().contains(&b),
+        "{v}"
+    );
+    let (status, v) = get(&v3, "/api/v3/traces?query.serviceName=nobody");
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["httpCode"], 404, "{v}");
+    for (path, want) in [
+        ("/api/v3/traces?query.startTimeMin=yesterday", "RFC 3339"),
+        ("/api/v3/traces?query.durationMin=slow", "not a duration"),
+        ("/api/v3/traces?query.attributes=%7Bx", "JSON object"),
+        ("/api/v3/traces?query.serviceNme=api", "unknown parameter"),
+        ("/api/v3/traces/nothex", "hex"),
+        ("/api/v3/operations", "service is required"),
+    ] {
+        let (status, v) = get(&v3, path);
+        assert_eq!(status, 400, "{path}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap_or("").contains(want),
+            "{path}: {v}"
+        );
+    }
+
     // Tenants are isolated here too.
     let resp = ureq::get(&format!("http://{}/api/services", skein.ports.jaeger))
         .header("X-Scope-OrgID", "other")
@@ -278,4 +338,28 @@ fn jaeger_v1_api() {
         .unwrap();
     let v: Value = resp.into_body().read_json().unwrap();
     assert_eq!(v["data"], json!([]), "{v}");
+}
+
+/// RFC 3339 (UTC, seconds) for a time in ns since the epoch, without a date library.
+fn chrono_like(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -108,7 +108,7 @@ fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn kind_name(kind: i32) -> &'static str {
+pub(crate) fn kind_name(kind: i32) -> &'static str {
     match SpanKind::try_from(kind) {
         Ok(SpanKind::Server) => "server",
         Ok(SpanKind::Client) => "client",

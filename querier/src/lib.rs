@@ -22,6 +22,7 @@
 pub mod api;
 mod error;
 pub mod jaeger;
+pub mod jaeger_v3;
 pub mod lookup;
 pub mod params;
 pub mod search;

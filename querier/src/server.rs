@@ -16,7 +16,7 @@ use crate::QuerierConfig;
 use crate::api::{self, BuildInfo};
 use crate::error::{Error, Result};
 use crate::lookup::TraceLookup;
-use crate::{jaeger, tempo};
+use crate::{jaeger, jaeger_v3, tempo};
 
 /// Where the querier serves, from the process-wide `[server]` section.
 #[derive(Debug, Clone)]
@@ -57,9 +57,14 @@ pub async fn run(
     let blocks = Arc::new(BlockList::new(store.clone(), config.block_list_refresh));
     let lookup = Arc::new(TraceLookup::new(store, blocks, recent));
     let http_router = tempo::router(Arc::clone(&lookup))
-        .nest("/jaeger", jaeger::router(Arc::clone(&lookup)))
+        .nest(
+            "/jaeger",
+            jaeger::router(Arc::clone(&lookup)).merge(jaeger_v3::router(Arc::clone(&lookup))),
+        )
         .merge(api::router(build_info));
-    let jaeger_router = jaeger::router(lookup).merge(api::jaeger_router());
+    let jaeger_router = jaeger::router(Arc::clone(&lookup))
+        .merge(jaeger_v3::router(lookup))
+        .merge(api::jaeger_router());
     tokio::try_join!(
         serve(http, http_router, shutdown.clone()),
         serve(jaeger, jaeger_router, shutdown),

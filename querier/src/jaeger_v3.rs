@@ -1,0 +1,286 @@
+//! The Jaeger query API v3 over HTTP (what Jaeger UI 2.x calls), at the paths and in the
+//! shapes of Jaeger's grpc-gateway for `jaeger.api_v3.QueryService`: traces are OTLP JSON in
+//! `{"result": {"resourceSpans": [...]}}`; errors are `{"error": {"httpCode", "message"}}`.
+//! Parameters take their canonical lowerCamelCase names or the snake_case aliases Jaeger
+//! still accepts. Unlike Jaeger, a search without a service name is allowed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use skein_storage::model::spans_to_otlp;
+use skein_storage::otlp::trace::v1::TracesData;
+use skein_storage::query::{Semantics, TraceQuery};
+use skein_storage::{SpanRecord, TenantId, TraceId};
+
+use crate::lookup::TraceLookup;
+use crate::params::go_duration;
+use crate::tempo::tenant;
+
+/// The api_v3 routes.
+pub fn router(lookup: Arc<TraceLookup>) -> Router {
+    Router::new()
+        .route("/api/v3/services", get(services))
+        .route("/api/v3/operations", get(operations))
+        .route("/api/v3/traces", get(find_traces))
+        .route("/api/v3/traces/{trace_id}", get(get_trace))
+        .with_state(lookup)
+}
+
+/// An api_v3 error.
+#[derive(Debug)]
+pub struct V3Error(StatusCode, String);
+
+impl IntoResponse for V3Error {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "httpCode": self.0.as_u16(), "message": self.1 } });
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> V3Error {
+    V3Error(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> V3Error {
+    tracing::error!(error = %e, "jaeger api_v3 query failed");
+    V3Error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the query could not be completed; see the querier's log".into(),
+    )
+}
+
+fn ok(v: Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+fn tenant_of(headers: &HeaderMap) -> Result<TenantId, V3Error> {
+    tenant(headers).map_err(|e| bad(e.message().to_owned()))
+}
+
+fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Parameter names: canonical, then the snake_case alias.
+const PARAMS: &[(&str, &str)] = &[
+    ("query.serviceName", "query.service_name"),
+    ("query.operationName", "query.operation_name"),
+    ("query.attributes", "query.attributes"),
+    ("query.startTimeMin", "query.start_time_min"),
+    ("query.startTimeMax", "query.start_time_max"),
+    ("query.durationMin", "query.duration_min"),
+    ("query.durationMax", "query.duration_max"),
+    ("query.searchDepth", "query.search_depth"),
+    ("query.rawTraces", "query.raw_traces"),
+];
+
+fn arg<'a>(p: &'a [(String, String)], canonical: &str) -> Option<&'a str> {
+    let alias = PARAMS
+        .iter()
+        .find(|(c, _)| *c == canonical)
+        .map(|(_, a)| *a)
+        .unwrap_or(canonical);
+    p.iter()
+        .find(|(k, v)| k == canonical && !v.is_empty())
+        .or_else(|| p.iter().find(|(k, v)| k == alias && !v.is_empty()))
+        .map(|(_, v)| v.as_str())
+}
+
+fn rfc3339_nanos(name: &str, v: &str) -> Result<u64, V3Error> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "{name}={v:?} is not an RFC 3339 time like 2026-01-02T15:04:05Z"
+            ))
+        })
+}
+
+fn traces_body(traces: Vec<Vec<SpanRecord>>) -> Result<Response, V3Error> {
+    if traces.is_empty() {
+        return Err(V3Error(StatusCode::NOT_FOUND, "No traces found".into()));
+    }
+    let data = TracesData {
+        resource_spans: spans_to_otlp(traces.into_iter().flatten()),
+    };
+    let result = serde_json::to_value(&data).map_err(internal)?;
+    Ok(ok(json!({ "result": result })))
+}
+
+async fn get_trace(
+    State(lookup): State<Arc<TraceLookup>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, V3Error> {
+    let p = pairs(raw.as_deref());
+    let known = [
+        "startTime",
+        "endTime",
+        "start_time",
+        "end_time",
+        "rawTraces",
+        "raw_traces",
+    ];
+    if let Some((k, _)) = p.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(bad(format!("unknown parameter {k:?}")));
+    }
+    let tenant = tenant_of(&headers)?;
+    let id = TraceId::from_hex(&id).map_err(|e| bad(e.to_string()))?;
+    let spans = lookup.find(&tenant, &id, None).await.map_err(internal)?;
+    traces_body(if spans.is_empty() {
+        vec![]
+    } else {
+        vec![spans]
+    })
+}
+
+fn query(p: &[(String, String)]) -> Result<TraceQuery, V3Error> {
+    for (k, _) in p {
+        if !PARAMS.iter().any(|(c, a)| k == c || k == a) {
+            return Err(bad(format!(
+                "unknown parameter {k:?}; use query.serviceName, query.operationName, query.attributes, query.startTimeMin, query.startTimeMax, query.durationMin, query.durationMax, query.searchDepth"
+            )));
+        }
+    }
+    let mut q = TraceQuery {
+        semantics: Semantics::Span,
+        limit: 100,
+        ..Default::default()
+    };
+    q.service_name = arg(p, "query.serviceName").map(str::to_owned);
+    q.span_name = arg(p, "query.operationName").map(str::to_owned);
+    if let Some(a) = arg(p, "query.attributes") {
+        let map: BTreeMap<String, Value> = serde_json::from_str(a).map_err(|e| {
+            bad(format!(
+                "query.attributes must be a JSON object of key to value: {e}"
+            ))
+        })?;
+        q.tags = map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+    }
+    q.start_unix_nano = arg(p, "query.startTimeMin")
+        .map(|v| rfc3339_nanos("query.startTimeMin", v))
+        .transpose()?;
+    q.end_unix_nano = arg(p, "query.startTimeMax")
+        .map(|v| rfc3339_nanos("query.startTimeMax", v))
+        .transpose()?;
+    if let (Some(a), Some(b)) = (q.start_unix_nano, q.end_unix_nano)
+        && a > b
+    {
+        return Err(bad("query.startTimeMin is after query.startTimeMax"));
+    }
+    let dur = |name: &str| -> Result<Option<u64>, V3Error> {
+        arg(p, name)
+            .map(|v| go_duration(v).map_err(|e| bad(format!("{name}: {e}"))))
+            .transpose()
+    };
+    q.min_duration_nanos = dur("query.durationMin")?;
+    q.max_duration_nanos = dur("query.durationMax")?;
+    if let (Some(a), Some(b)) = (q.min_duration_nanos, q.max_duration_nanos)
+        && a > b
+    {
+        return Err(bad("query.durationMin is greater than query.durationMax"));
+    }
+    if let Some(d) = arg(p, "query.searchDepth") {
+        let n: usize = d
+            .parse()
+            .map_err(|_| bad(format!("query.searchDepth={d:?} is not a whole number")))?;
+        if n > crate::tempo::MAX_LIMIT {
+            return Err(bad(format!(
+                "query.searchDepth={n} is out of range; use 0 to {}",
+                crate::tempo::MAX_LIMIT
+            )));
+        }
+        q.limit = if n == 0 { 100 } else { n };
+    }
+    Ok(q)
+}
+
+async fn find_traces(
+    State(lookup): State<Arc<TraceLookup>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, V3Error> {
+    let p = pairs(raw.as_deref());
+    let q = query(&p)?;
+    let tenant = tenant_of(&headers)?;
+    let found = lookup.search(&tenant, &q).await.map_err(internal)?;
+    let mut traces = Vec::with_capacity(found.traces.len());
+    for t in &found.traces {
+        traces.push(
+            lookup
+                .find(&tenant, &t.trace_id, None)
+                .await
+                .map_err(internal)?,
+        );
+    }
+    traces_body(traces)
+}
+
+async fn services(
+    State(lookup): State<Arc<TraceLookup>>,
+    headers: HeaderMap,
+) -> Result<Response, V3Error> {
+    let tenant = tenant_of(&headers)?;
+    let ops = lookup.operations(&tenant).await.map_err(internal)?;
+    let services: BTreeSet<&str> = ops.iter().map(|(s, _, _)| s.as_str()).collect();
+    Ok(ok(json!({ "services": services })))
+}
+
+async fn operations(
+    State(lookup): State<Arc<TraceLookup>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, V3Error> {
+    let p = pairs(raw.as_deref());
+    if let Some((k, _)) = p
+        .iter()
+        .find(|(k, _)| k != "service" && k != "spanKind" && k != "span_kind")
+    {
+        return Err(bad(format!(
+            "unknown parameter {k:?}; use service and spanKind"
+        )));
+    }
+    let service = p
+        .iter()
+        .find(|(k, _)| k == "service")
+        .map(|(_, v)| v.as_str())
+        .filter(|s| !s.is_empty());
+    let service = service.ok_or_else(|| bad("service is required"))?;
+    let kind = p
+        .iter()
+        .find(|(k, _)| k == "spanKind" || k == "span_kind")
+        .map(|(_, v)| v.as_str())
+        .filter(|s| !s.is_empty());
+    let tenant = tenant_of(&headers)?;
+    let ops = lookup.operations(&tenant).await.map_err(internal)?;
+    let list: Vec<Value> = ops
+        .iter()
+        .filter(|(s, _, k)| {
+            s == service && kind.is_none_or(|want| crate::jaeger::kind_name(*k) == want)
+        })
+        .map(|(_, name, k)| json!({ "name": name, "spanKind": crate::jaeger::kind_name(*k) }))
+        .collect();
+    Ok(ok(json!({ "operations": list })))
+}
