@@ -164,8 +164,17 @@ fn all_in_one_serves_the_api_and_exits_0_on_sigterm() {
     let error: serde_json::Value = serde_json::from_str(&body).expect("json error");
     assert!(error["error"].is_string(), "{body}");
 
+    // The Jaeger server answers its API (no data yet) and a JSON 404 elsewhere.
     let (status, body) = http_get(jaeger, "/api/services").expect("jaeger server answers");
+    assert_eq!(status, 200, "{body}");
+    let services: serde_json::Value = serde_json::from_str(&body).expect("json services");
+    assert_eq!(services["data"], serde_json::json!([]), "{body}");
+    let (status, body) = http_get(jaeger, "/api/no-such-thing").expect("jaeger 404 answers");
     assert_eq!(status, 404, "{body}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+        "{body}"
+    );
 
     server.signal("TERM");
     let status = server.wait(Duration::from_secs(20)).unwrap_or_else(|| {
