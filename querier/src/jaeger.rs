@@ -85,7 +85,7 @@ fn tenant_of(headers: &HeaderMap) -> Result<TenantId, JaegerError> {
 }
 
 /// Query parameters in order, repeated keys kept (Jaeger repeats `traceID` and `tag`).
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()

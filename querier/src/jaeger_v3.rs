@@ -18,6 +18,7 @@ use skein_storage::otlp::trace::v1::TracesData;
 use skein_storage::query::{Semantics, TraceQuery};
 use skein_storage::{SpanRecord, TenantId, TraceId};
 
+use crate::jaeger::pairs;
 use crate::lookup::TraceLookup;
 use crate::params::go_duration;
 use crate::tempo::tenant;
@@ -66,12 +67,6 @@ fn ok(v: Value) -> Response {
 
 fn tenant_of(headers: &HeaderMap) -> Result<TenantId, V3Error> {
     tenant(headers).map_err(|e| bad(e.message().to_owned()))
-}
-
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 /// Parameter names: canonical, then the snake_case alias.
