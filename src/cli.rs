@@ -43,6 +43,9 @@ pub enum Command {
     Version,
     /// Send generated traces to an OTLP endpoint and report throughput and latency.
     Loadgen(crate::loadgen::LoadgenArgs),
+    /// Load a generated dataset into object storage and measure trace by ID, search and tag
+    /// listings in process, with the object-store requests each makes.
+    BenchQuery(crate::bench_query::BenchQueryArgs),
 }
 
 /// `skein config ...`

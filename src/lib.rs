@@ -8,6 +8,7 @@
 //! - [`config`]: the TOML file and `SKEIN_…` environment overrides, checked once at start;
 //! - [`roles`]: starting the selected roles and shutting them down on SIGINT or SIGTERM.
 
+pub mod bench_query;
 pub mod cli;
 pub mod config;
 pub mod loadgen;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Loadgen(args)) => loadgen::run(args),
+        Some(Command::BenchQuery(args)) => bench_query::run(args),
         Some(Command::Config(ConfigCommand::Check)) => {
             let loaded = Config::load(cli.config.as_deref(), config::process_env()?)?;
             let source = match &loaded.file {

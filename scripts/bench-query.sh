@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Querier benchmark: builds the release binary and runs `skein bench-query` on local disk with
+# its defaults (10 million spans in 200 blocks over 4 hours), keeping the dataset under
+# target/bench-query/local so that the next run reuses it instead of generating it again.
+#
+#   ./scripts/bench-query.sh [EXTRA BENCH-QUERY FLAGS...]
+#
+# With SKEIN_BENCH_S3=1 it then starts a private SeaweedFS (scripts/s3-server.sh), runs a
+# smaller benchmark against it (1 million spans in 20 blocks; override with SKEIN_BENCH_S3_SPANS
+# and SKEIN_BENCH_S3_BLOCKS) and stops the server. SKEIN_BENCH_LOCAL=0 skips the local run.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+cargo build --release --quiet
+bin="$root/target/release/skein"
+out="$root/target/bench-query"
+mkdir -p "$out"
+
+if [ "${SKEIN_BENCH_LOCAL:-1}" != 0 ]; then
+  echo "== local disk: $bin bench-query --dir $out/local $*"
+  "$bin" bench-query --dir "$out/local" "$@"
+fi
+
+if [ "${SKEIN_BENCH_S3:-0}" = 1 ]; then
+  s3dir="$out/s3-server"
+  bucket=skein-bench
+  # A server left by an interrupted run is stopped first; its data is gone with it, and the
+  # benchmark notices that the manifest no longer matches the bucket and generates again.
+  "$root/scripts/s3-server.sh" stop "$s3dir"
+  endpoint=$("$root/scripts/s3-server.sh" start "$s3dir" "$bucket")
+  trap '"$root/scripts/s3-server.sh" stop "$s3dir"' EXIT
+  spans=${SKEIN_BENCH_S3_SPANS:-1000000}
+  blocks=${SKEIN_BENCH_S3_BLOCKS:-20}
+  echo "== SeaweedFS S3 at $endpoint: $bin bench-query --dir $out/s3 --spans $spans --blocks $blocks $*"
+  "$bin" bench-query --dir "$out/s3" --s3-endpoint "$endpoint" --s3-bucket "$bucket" \
+    --spans "$spans" --blocks "$blocks" "$@"
+fi
