@@ -222,7 +222,7 @@ async fn bench(args: BenchQueryArgs) -> anyhow::Result<()> {
     );
     let mut rng = Rng::new(args.seed ^ 0x5eed);
     for kind in Kind::ALL {
-        let lookup = TraceLookup::new(store.clone(), Arc::clone(&blocks), vec![]);
+        let lookup = Arc::new(TraceLookup::new(store.clone(), Arc::clone(&blocks), vec![]));
         let q = ctx.query(kind, &lookup, &mut rng).await?;
         println!(
             "{:<34} {:>9.1} {:>7} {:>10} {:>10.0}",
@@ -235,7 +235,7 @@ async fn bench(args: BenchQueryArgs) -> anyhow::Result<()> {
     }
 
     // Warm-up: a querier that has run for a while has every block's bloom filter and footer.
-    let lookup = TraceLookup::new(store.clone(), Arc::clone(&blocks), vec![]);
+    let lookup = Arc::new(TraceLookup::new(store.clone(), Arc::clone(&blocks), vec![]));
     let started = Instant::now();
     let mut warmed = 0;
     for block in 0..ctx.manifest.blocks {
@@ -680,7 +680,7 @@ impl Bench {
     async fn query(
         &self,
         kind: Kind,
-        lookup: &TraceLookup,
+        lookup: &Arc<TraceLookup>,
         rng: &mut Rng,
     ) -> anyhow::Result<Query> {
         let m = &self.manifest;

@@ -9,6 +9,7 @@
 //! when the trace is split across blocks.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use skein_storage::query::{Semantics, TraceQuery, TraceSummary, span_has_tag};
@@ -80,7 +81,14 @@ impl TraceLookup {
     }
 
     /// Runs `query` for `tenant`.
-    pub async fn search(&self, tenant: &TenantId, query: &TraceQuery) -> Result<SearchResult> {
+    ///
+    /// Blocks are scanned as separate tasks, so the decoding of several blocks runs on every
+    /// core of the runtime rather than inside the one task of the request.
+    pub async fn search(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        query: &TraceQuery,
+    ) -> Result<SearchResult> {
         let blocks = self.blocks().blocks(tenant).await?;
         let window = (
             query.start_unix_nano.unwrap_or(0),
@@ -93,7 +101,14 @@ impl TraceLookup {
             .collect();
         let inspected_blocks = scanned.len() as u64;
         let per_block: Vec<HashMap<TraceId, u64>> = futures::stream::iter(scanned)
-            .map(|meta| async move { self.candidates_in(meta, query).await })
+            .map(|meta| {
+                let (this, query) = (Arc::clone(self), query.clone());
+                async move {
+                    tokio::spawn(async move { this.candidates_in(meta, &query).await })
+                        .await
+                        .map_err(skein_storage::Error::from)?
+                }
+            })
             .buffer_unordered(4)
             .try_collect()
             .await?;
