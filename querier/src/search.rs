@@ -248,73 +248,120 @@ pub struct TagNames {
 }
 
 impl TraceLookup {
-    /// Calls `f` on every span of the tenant in the window: blocks and ingesters.
-    async fn each_span(
-        &self,
+    /// Folds every span of the tenant in the window (blocks and ingesters) into
+    /// accumulators: one per block, each block read in a task of its own so the decoding uses
+    /// every core, and one for the ingesters' data. The caller merges them.
+    async fn fold_spans<T, F>(
+        self: &Arc<Self>,
         tenant: &TenantId,
         window: (u64, u64),
-        mut f: impl FnMut(&SpanRecord),
-    ) -> Result<()> {
+        init: fn() -> T,
+        f: F,
+    ) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&mut T, &SpanRecord) + Clone + Send + Sync + 'static,
+    {
         let blocks = self.blocks().blocks(tenant).await?;
-        for meta in blocks.iter().filter(|m| m.overlaps(window.0, window.1)) {
-            let filter = ScanFilter {
-                start_unix_nano: Some(window.0),
-                end_unix_nano: Some(window.1),
-                ..Default::default()
-            };
-            let mut stream = self.reader_for(meta).scan(filter);
-            while let Some(part) = stream.try_next().await? {
-                part.iter().for_each(&mut f);
-            }
-        }
+        let in_window: Vec<BlockMeta> = blocks
+            .iter()
+            .filter(|m| m.overlaps(window.0, window.1))
+            .cloned()
+            .collect();
+        let mut out: Vec<T> = futures::stream::iter(in_window)
+            .map(|meta| {
+                let (reader, f) = (self.reader_for(&meta), f.clone());
+                async move {
+                    tokio::spawn(async move {
+                        let filter = ScanFilter {
+                            start_unix_nano: Some(window.0),
+                            end_unix_nano: Some(window.1),
+                            ..Default::default()
+                        };
+                        let mut acc = init();
+                        let mut stream = reader.scan(filter);
+                        while let Some(part) = stream.try_next().await? {
+                            part.iter().for_each(|s| f(&mut acc, s));
+                        }
+                        Ok::<T, skein_storage::Error>(acc)
+                    })
+                    .await
+                    .map_err(skein_storage::Error::from)?
+                    .map_err(crate::error::Error::from)
+                }
+            })
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
         let everything = TraceQuery {
             start_unix_nano: Some(window.0),
             end_unix_nano: Some(window.1),
             limit: 0,
             ..Default::default()
         };
+        let mut acc = init();
         for r in self.recent() {
             for trace in r.search(tenant, &everything).await? {
-                trace.iter().for_each(&mut f);
+                trace.iter().for_each(|s| f(&mut acc, s));
             }
         }
-        Ok(())
+        out.push(acc);
+        Ok(out)
     }
 
     /// Attribute keys in use, by scope.
-    pub async fn tag_names(&self, tenant: &TenantId, window: (u64, u64)) -> Result<TagNames> {
+    pub async fn tag_names(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        window: (u64, u64),
+    ) -> Result<TagNames> {
+        let parts = self
+            .fold_spans(
+                tenant,
+                window,
+                TagNames::default,
+                |names: &mut TagNames, s: &SpanRecord| {
+                    names
+                        .span
+                        .extend(s.span.attributes.iter().map(|kv| kv.key.clone()));
+                    for e in &s.span.events {
+                        names
+                            .span
+                            .extend(e.attributes.iter().map(|kv| kv.key.clone()));
+                    }
+                    for l in &s.span.links {
+                        names
+                            .span
+                            .extend(l.attributes.iter().map(|kv| kv.key.clone()));
+                    }
+                    names.resource.extend(
+                        s.resource
+                            .resource
+                            .attributes
+                            .iter()
+                            .map(|kv| kv.key.clone()),
+                    );
+                },
+            )
+            .await?;
         let mut names = TagNames::default();
-        self.each_span(tenant, window, |s| {
-            for kv in &s.span.attributes {
-                names.span.insert(kv.key.clone());
-            }
-            for e in &s.span.events {
-                names
-                    .span
-                    .extend(e.attributes.iter().map(|kv| kv.key.clone()));
-            }
-            for l in &s.span.links {
-                names
-                    .span
-                    .extend(l.attributes.iter().map(|kv| kv.key.clone()));
-            }
-            for kv in &s.resource.resource.attributes {
-                names.resource.insert(kv.key.clone());
-            }
-        })
-        .await?;
+        for p in parts {
+            names.span.extend(p.span);
+            names.resource.extend(p.resource);
+        }
         Ok(names)
     }
 
     /// The values (type name, string form) of attribute `key` in `scope` (both when `None`).
     pub async fn tag_values(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         scope: Option<TagScope>,
         key: &str,
         window: (u64, u64),
     ) -> Result<std::collections::BTreeSet<(&'static str, String)>> {
         use skein_storage::otlp::common::v1::{KeyValue, any_value::Value as V};
+        type Values = std::collections::BTreeSet<(&'static str, String)>;
         fn typed(kv: &KeyValue) -> (&'static str, String) {
             let ty = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(V::IntValue(_)) => "int",
@@ -330,35 +377,35 @@ impl TraceLookup {
                     .unwrap_or_default(),
             )
         }
-        let mut out = std::collections::BTreeSet::new();
-        self.each_span(tenant, window, |s| {
-            if scope != Some(TagScope::Resource) {
-                out.extend(
-                    s.span
-                        .attributes
-                        .iter()
-                        .filter(|kv| kv.key == key)
-                        .map(typed),
-                );
-                for e in &s.span.events {
-                    out.extend(e.attributes.iter().filter(|kv| kv.key == key).map(typed));
-                }
-                for l in &s.span.links {
-                    out.extend(l.attributes.iter().filter(|kv| kv.key == key).map(typed));
-                }
-            }
-            if scope != Some(TagScope::Span) {
-                out.extend(
-                    s.resource
-                        .resource
-                        .attributes
-                        .iter()
-                        .filter(|kv| kv.key == key)
-                        .map(typed),
-                );
-            }
-        })
-        .await?;
-        Ok(out)
+        let key = key.to_owned();
+        let parts = self
+            .fold_spans(
+                tenant,
+                window,
+                Values::new,
+                move |out: &mut Values, s: &SpanRecord| {
+                    let matching = |attrs: &[KeyValue]| {
+                        attrs
+                            .iter()
+                            .filter(|kv| kv.key == key)
+                            .map(typed)
+                            .collect::<Vec<_>>()
+                    };
+                    if scope != Some(TagScope::Resource) {
+                        out.extend(matching(&s.span.attributes));
+                        for e in &s.span.events {
+                            out.extend(matching(&e.attributes));
+                        }
+                        for l in &s.span.links {
+                            out.extend(matching(&l.attributes));
+                        }
+                    }
+                    if scope != Some(TagScope::Span) {
+                        out.extend(matching(&s.resource.resource.attributes));
+                    }
+                },
+            )
+            .await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 }
