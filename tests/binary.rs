@@ -122,9 +122,14 @@ fn write_config(dir: &Path, http: SocketAddr, jaeger: SocketAddr) -> PathBuf {
     let config = dir.join("skein.toml");
     let text = format!(
         "[server]\nhttp_listen = \"{http}\"\njaeger_listen = \"{jaeger}\"\n\n\
-         [ingester]\notlp_grpc_listen = \"127.0.0.1:0\"\notlp_http_listen = \"127.0.0.1:0\"\n\
-         internal_listen = \"127.0.0.1:0\"\n\
+         [ingester]\notlp_grpc_listen = \"{grpc}\"\notlp_http_listen = \"{otlp_http}\"\n\
+         internal_listen = \"{internal}\"\n\
          wal_dir = \"{wal}\"\n\n[storage]\nbackend = \"local\"\npath = \"{data}\"\n",
+        // Explicit ports, not port 0: a port the OS picks for one listener could be the one
+        // this test picked (and released) for the API server.
+        grpc = free_port(),
+        otlp_http = free_port(),
+        internal = free_port(),
         wal = dir.join("data/wal").display(),
         data = dir.join("data/blocks").display(),
     );

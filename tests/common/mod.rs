@@ -32,12 +32,20 @@ pub struct Ports {
 
 impl Ports {
     pub fn new() -> Self {
+        // Hold every probe listener until all five are chosen, so no port is picked twice.
+        let listeners: Vec<TcpListener> = (0..5)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+            .collect();
+        let a: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("local address"))
+            .collect();
         Ports {
-            http: free_port(),
-            jaeger: free_port(),
-            otlp_grpc: free_port(),
-            otlp_http: free_port(),
-            internal: free_port(),
+            http: a[0],
+            jaeger: a[1],
+            otlp_grpc: a[2],
+            otlp_http: a[3],
+            internal: a[4],
         }
     }
 }
