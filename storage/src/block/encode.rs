@@ -74,7 +74,7 @@ pub fn encode_spans(spans: Vec<SpanRecord>, opts: &EncodeOptions) -> Result<(Byt
 
 /// Like [`encode_spans`], over borrowed spans: a caller that keeps its spans (an ingester
 /// serving them until the block is written) does not need a copy.
-pub fn encode_span_refs(
+pub(crate) fn encode_span_refs(
     mut spans: Vec<&SpanRecord>,
     opts: &EncodeOptions,
 ) -> Result<(Bytes, EncodedStats)> {

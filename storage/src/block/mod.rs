@@ -7,6 +7,6 @@ mod reader;
 mod writer;
 
 pub use decode::TraceAssembler;
-pub use encode::{EncodeOptions, EncodedStats, encode_span_refs, encode_spans};
+pub use encode::{EncodeOptions, EncodedStats, encode_spans};
 pub use reader::{BlockReader, ScanFilter};
-pub use writer::{BlockWriter, EncodedBlock, WriteOptions, encode_block, encode_block_refs};
+pub use writer::{BlockWriter, EncodedBlock, WriteOptions, encode_block};

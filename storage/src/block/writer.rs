@@ -46,7 +46,7 @@ pub fn encode_block(
 }
 
 /// Like [`encode_block`], over borrowed spans.
-pub fn encode_block_refs(
+fn encode_block_refs(
     tenant: &TenantId,
     spans: Vec<&SpanRecord>,
     opts: &WriteOptions,
