@@ -40,6 +40,7 @@ pub mod recent;
 pub mod schema;
 pub mod store;
 pub mod synth;
+pub mod tagindex;
 
 pub use block::{BlockReader, BlockWriter, ScanFilter};
 pub use blocklist::BlockList;

@@ -23,6 +23,8 @@ pub struct WriteOptions {
     pub compaction_level: u32,
     /// Blocks the new one replaces (compaction inputs), recorded in the meta.
     pub replaces: Vec<BlockId>,
+    /// Also build the block's tag index (`index`), as the compactor does.
+    pub tag_index: bool,
 }
 
 /// A block encoded in memory, not yet uploaded.
@@ -34,6 +36,8 @@ pub struct EncodedBlock {
     pub data: Bytes,
     /// `bloom`.
     pub bloom: Bytes,
+    /// `index`, the tag index bundle, when asked for.
+    pub index: Option<Bytes>,
 }
 
 /// Encodes spans into a block. CPU-heavy: run it on a blocking thread.
@@ -54,6 +58,10 @@ fn encode_block_refs(
     if spans.is_empty() {
         return Err(Error::invalid("block", "a block needs at least one span"));
     }
+    let index = match opts.tag_index {
+        true => Some(Bytes::from(crate::tagindex::build(&spans)?)),
+        false => None,
+    };
     let (data, stats) = encode_span_refs(spans, &opts.encode)?;
     let mut bloom = BloomFilter::with_capacity(stats.trace_ids.len());
     for id in &stats.trace_ids {
@@ -74,7 +82,7 @@ fn encode_block_refs(
         replaces: opts.replaces.clone(),
         files: BlockFiles {
             bloom_blocks: Some(bloom.num_blocks()),
-            index_size: None,
+            index_size: index.as_ref().map(|i| i.len() as u64),
         },
         created_at_unix_secs: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -85,6 +93,7 @@ fn encode_block_refs(
         meta,
         data,
         bloom: Bytes::from(bloom.to_bytes()),
+        index,
     })
 }
 
@@ -119,10 +128,15 @@ impl BlockWriter {
         self.upload(block).await
     }
 
-    /// Uploads an encoded block: data and bloom first, the meta last, so that a reader that
+    /// Uploads an encoded block: data, bloom and tag index first, the meta last, so that a reader that
     /// sees the meta finds everything it describes.
     pub async fn upload(&self, block: EncodedBlock) -> Result<BlockMeta> {
-        let EncodedBlock { meta, data, bloom } = block;
+        let EncodedBlock {
+            meta,
+            data,
+            bloom,
+            index,
+        } = block;
         let (tenant, id) = (&meta.tenant, meta.block_id);
         let (data_path, bloom_path) = (
             block_object(tenant, id, names::DATA),
@@ -130,7 +144,19 @@ impl BlockWriter {
         );
         let data_put = self.store.put(&data_path, PutPayload::from_bytes(data));
         let bloom_put = self.store.put(&bloom_path, PutPayload::from_bytes(bloom));
-        futures::try_join!(data_put, bloom_put)?;
+        let index_put = async {
+            match index {
+                Some(bytes) => {
+                    let path = block_object(tenant, id, names::INDEX);
+                    self.store
+                        .put(&path, PutPayload::from_bytes(bytes))
+                        .await
+                        .map(|_| ())
+                }
+                None => Ok(()),
+            }
+        };
+        futures::try_join!(data_put, bloom_put, index_put)?;
         self.store
             .put(
                 &block_object(tenant, id, names::META),
