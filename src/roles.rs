@@ -23,6 +23,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Opens the storage, runs `roles` and returns when they have stopped.
 pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
+    check_hand_off(&config, &roles)?;
     // Listen for signals before anything starts, so that an early SIGTERM is not lost.
     let mut signals = Signals::new()?;
     let store = config
@@ -43,10 +44,13 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
         ),
         false => None,
     };
-    let recent: Vec<Arc<dyn skein_storage::recent::RecentData>> = ingester
+    let mut recent: Vec<Arc<dyn skein_storage::recent::RecentData>> = ingester
         .iter()
         .map(|i| Arc::clone(i) as Arc<dyn skein_storage::recent::RecentData>)
         .collect();
+    if roles.contains(&Role::Querier) {
+        recent.extend(remote_ingesters(&config, &roles)?);
+    }
     for &role in &roles {
         let store = store.clone();
         let shutdown = shutdown.clone();
@@ -136,6 +140,55 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     result
 }
 
+/// The part of `block_list_refresh` added on top of it for the hand-off rule: a refresh is
+/// due after the interval, and reading the list (an index, a listing, new metas) takes time on
+/// top. See [`check_hand_off`].
+const HAND_OFF_MARGIN_FRACTION: u32 = 2;
+
+/// The hand-off rule: an ingester keeps answering for a written block for
+/// `complete_block_timeout`, and queriers see the block after at most `block_list_refresh`
+/// (plus the time a refresh takes). When the first is not clearly longer, a trace can vanish
+/// from queries for a moment after each flush. With both roles in this process the rule is
+/// checked; between processes `docs/operations.md` states it.
+fn check_hand_off(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<()> {
+    if !(roles.contains(&Role::Ingester) && roles.contains(&Role::Querier)) {
+        return Ok(());
+    }
+    let keep = config.ingester.complete_block_timeout;
+    let refresh = config.querier.block_list_refresh;
+    let needed = refresh + refresh / HAND_OFF_MARGIN_FRACTION;
+    if keep < needed {
+        return Err(anyhow!(
+            "ingester.complete_block_timeout ({}) must be at least 1.5 ×              querier.block_list_refresh ({}), i.e. {}: otherwise traces disappear from queries              between a flush and the next block-list refresh; raise complete_block_timeout or              lower block_list_refresh",
+            humantime::format_duration(keep),
+            humantime::format_duration(refresh),
+            humantime::format_duration(needed),
+        ));
+    }
+    Ok(())
+}
+
+/// Clients of the ingesters listed in `querier.ingesters`.
+fn remote_ingesters(
+    config: &Config,
+    roles: &BTreeSet<Role>,
+) -> anyhow::Result<Vec<Arc<dyn skein_storage::recent::RecentData>>> {
+    let remote = config.querier.remote_ingesters()?;
+    if remote.is_empty() && !roles.contains(&Role::Ingester) {
+        tracing::warn!(
+            "querier.ingesters is empty and no ingester runs in this process: queries see \
+             the blocks in object storage only, not the recent data ingesters hold"
+        );
+    }
+    for r in &remote {
+        tracing::info!(ingester = r.entry(), "querying a remote ingester");
+    }
+    Ok(remote
+        .into_iter()
+        .map(|r| Arc::new(r) as Arc<dyn skein_storage::recent::RecentData>)
+        .collect())
+}
+
 /// The running roles, each a task.
 #[derive(Default)]
 struct RoleTasks {
@@ -196,5 +249,43 @@ impl Signals {
             _ = self.interrupt.recv() => "SIGINT",
             _ = self.terminate.recv() => "SIGTERM",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn config(keep: u64, refresh_ms: u64) -> Config {
+        let mut c = Config::default();
+        c.ingester.complete_block_timeout = Duration::from_secs(keep);
+        c.querier.block_list_refresh = Duration::from_millis(refresh_ms);
+        c
+    }
+
+    #[test]
+    fn the_hand_off_rule_is_checked_when_both_roles_share_the_process() {
+        let both = BTreeSet::from([Role::Ingester, Role::Querier]);
+        assert!(check_hand_off(&Config::default(), &both).is_ok());
+        assert!(check_hand_off(&config(1, 500), &both).is_ok());
+        let err = check_hand_off(&config(30, 30_000), &both).unwrap_err();
+        assert!(err.to_string().contains("complete_block_timeout"), "{err}");
+        assert!(check_hand_off(&config(40, 30_000), &both).is_err());
+        // Separate processes: nothing to compare here.
+        let querier = BTreeSet::from([Role::Querier]);
+        assert!(check_hand_off(&config(30, 30_000), &querier).is_ok());
+    }
+
+    #[test]
+    fn a_malformed_ingester_entry_fails_the_start() {
+        let mut c = Config::default();
+        c.querier.ingesters = vec!["ingester-1".into()];
+        let err = remote_ingesters(&c, &BTreeSet::from([Role::Querier])).unwrap_err();
+        assert!(err.to_string().contains("ingester-1"), "{err}");
+        c.querier.ingesters = vec!["ingester-1:3201".into(), "127.0.0.1:3202".into()];
+        let ok = remote_ingesters(&c, &BTreeSet::from([Role::Querier])).unwrap();
+        assert_eq!(ok.len(), 2);
     }
 }

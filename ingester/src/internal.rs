@@ -7,11 +7,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use prost::Message;
 use skein_storage::model::spans_to_otlp;
 use skein_storage::otlp::trace::v1::TracesData;
-use skein_storage::recent::{RecentData, TENANT_HEADER, paths};
+use skein_storage::query::TraceQuery;
+use skein_storage::recent::{RecentData, SearchRequest, TENANT_HEADER, encode_traces, paths};
 use skein_storage::{TenantId, TraceId};
 
 use crate::ingester::Ingester;
@@ -20,6 +21,7 @@ use crate::ingester::Ingester;
 pub fn router(ingester: Arc<Ingester>) -> Router {
     Router::new()
         .route(paths::TRACE_BY_ID, get(trace_by_id))
+        .route(paths::SEARCH, post(search))
         .route(paths::METRICS, get(metrics))
         .route(paths::READY, get(|| async { "ready" }))
         .with_state(ingester)
@@ -34,20 +36,56 @@ fn json_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// The tenant of a request: its `X-Scope-OrgID`, or the default tenant without one.
+fn tenant(headers: &HeaderMap) -> Result<TenantId, Box<Response>> {
+    match headers
+        .get(TENANT_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+    {
+        None => Ok(TenantId::default_tenant()),
+        Some(s) => TenantId::new(s)
+            .map_err(|e| Box::new(json_error(StatusCode::BAD_REQUEST, &e.to_string()))),
+    }
+}
+
+/// Recent traces matching a query, for a querier's search (see `paths::SEARCH`).
+async fn search(
+    State(ingester): State<Arc<Ingester>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let tenant = match tenant(&headers) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let request: SearchRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the search request is not valid JSON of the expected shape: {e}"),
+            );
+        }
+    };
+    let query = TraceQuery::from(request);
+    match ingester.search(&tenant, &query).await {
+        Ok(traces) => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            encode_traces(traces),
+        )
+            .into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
 async fn trace_by_id(
     State(ingester): State<Arc<Ingester>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match headers
-        .get(TENANT_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{0}"))
-    {
-        None => TenantId::default_tenant(),
-        Some(s) => match TenantId::new(s) {
-            Ok(t) => t,
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
-        },
+    let tenant = match tenant(&headers) {
+        Ok(t) => t,
+        Err(r) => return *r,
     };
     let id = match TraceId::from_hex(&id) {
         Ok(id) => id,

@@ -25,6 +25,7 @@ pub mod jaeger;
 pub mod jaeger_v3;
 pub mod lookup;
 pub mod params;
+pub mod remote;
 pub mod search;
 mod server;
 pub mod tempo;
@@ -49,12 +50,48 @@ pub struct QuerierConfig {
     /// `complete_block_timeout`. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub block_list_refresh: std::time::Duration,
+    /// Ingesters in other processes whose recent data queries merge in, as `host:port` of
+    /// their internal API (`ingester.internal_listen`). A name that resolves to several
+    /// addresses stands for all of them. Default empty: only an ingester in this process.
+    pub ingesters: Vec<String>,
+    /// Longest wait to connect to an ingester (or resolve its name). Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub ingester_connect_timeout: std::time::Duration,
+    /// Longest wait for an ingester's answer; past it the response is partial. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub ingester_timeout: std::time::Duration,
+    /// How long the addresses an `ingesters` name resolved to are used before it is resolved
+    /// again. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub ingester_resolve_interval: std::time::Duration,
 }
+
+impl QuerierConfig {
+    /// Clients of the configured remote ingesters; an error names a malformed entry.
+    pub fn remote_ingesters(
+        &self,
+    ) -> std::result::Result<Vec<remote::RemoteIngester>, remote::EntryError> {
+        let options = remote::RemoteOptions {
+            connect_timeout: self.ingester_connect_timeout,
+            request_timeout: self.ingester_timeout,
+            resolve_interval: self.ingester_resolve_interval,
+        };
+        self.ingesters
+            .iter()
+            .map(|entry| remote::RemoteIngester::new(entry, options.clone()))
+            .collect()
+    }
+}
+
 
 impl Default for QuerierConfig {
     fn default() -> Self {
         QuerierConfig {
             block_list_refresh: std::time::Duration::from_secs(30),
+            ingesters: Vec::new(),
+            ingester_connect_timeout: std::time::Duration::from_secs(1),
+            ingester_timeout: std::time::Duration::from_secs(10),
+            ingester_resolve_interval: std::time::Duration::from_secs(10),
         }
     }
 }

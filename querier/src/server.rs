@@ -65,6 +65,10 @@ pub async fn run(
     let jaeger_router = jaeger::router(Arc::clone(&lookup))
         .merge(jaeger_v3::router(lookup))
         .merge(api::jaeger_router());
+    // Responses that left out an unreachable ingester are marked partial (see `remote`).
+    let partial = axum::middleware::from_fn(crate::remote::partial_responses);
+    let http_router = http_router.layer(partial.clone());
+    let jaeger_router = jaeger_router.layer(partial);
     tokio::try_join!(
         serve(http, http_router, shutdown.clone()),
         serve(jaeger, jaeger_router, shutdown),
