@@ -27,6 +27,7 @@ pub mod lookup;
 pub mod params;
 pub mod remote;
 pub mod search;
+pub mod tagcache;
 mod server;
 pub mod tempo;
 
@@ -50,6 +51,12 @@ pub struct QuerierConfig {
     /// `complete_block_timeout`. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub block_list_refresh: std::time::Duration,
+    /// Where downloaded tag indexes of compacted blocks are unpacked. Emptied at start.
+    /// Default `./data/index-cache`.
+    pub index_cache_dir: std::path::PathBuf,
+    /// Most bytes of unpacked tag indexes kept on disk; the least recently used go first.
+    /// Default 1 GiB.
+    pub index_cache_max_bytes: u64,
     /// Ingesters in other processes whose recent data queries merge in, as `host:port` of
     /// their internal API (`ingester.internal_listen`). A name that resolves to several
     /// addresses stands for all of them. Default empty: only an ingester in this process.
@@ -88,6 +95,8 @@ impl Default for QuerierConfig {
     fn default() -> Self {
         QuerierConfig {
             block_list_refresh: std::time::Duration::from_secs(30),
+            index_cache_dir: std::path::PathBuf::from("./data/index-cache"),
+            index_cache_max_bytes: 1 << 30,
             ingesters: Vec::new(),
             ingester_connect_timeout: std::time::Duration::from_secs(1),
             ingester_timeout: std::time::Duration::from_secs(10),

@@ -17,6 +17,8 @@ use skein_storage::{
 };
 
 use crate::error::Result;
+use crate::tagcache::TagIndexCache;
+use skein_storage::tagindex::TagIndex;
 
 /// Bytes of bloom filters kept in memory; beyond it the cache starts over.
 const BLOOM_CACHE_BYTES: usize = 64 << 20;
@@ -31,6 +33,7 @@ pub struct TraceLookup {
     recent: Vec<Arc<dyn RecentData>>,
     blooms: Mutex<(usize, HashMap<BlockId, Arc<BloomFilter>>)>,
     readers: Mutex<HashMap<BlockId, BlockReader>>,
+    tag_indexes: Option<Arc<TagIndexCache>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -46,7 +49,40 @@ impl TraceLookup {
             recent,
             blooms: Mutex::new((0, HashMap::new())),
             readers: Mutex::new(HashMap::new()),
+            tag_indexes: None,
         }
+    }
+
+    /// Uses the tag indexes of compacted blocks, through `cache`, for search and listings.
+    pub fn with_tag_indexes(mut self, cache: TagIndexCache) -> Self {
+        self.tag_indexes = Some(Arc::new(cache));
+        self
+    }
+
+    /// The opened tag index of `meta`'s block, when it has one and it can be read.
+    pub async fn tag_index(&self, meta: &BlockMeta) -> Option<Arc<TagIndex>> {
+        self.tag_indexes.as_ref()?.get(meta).await
+    }
+
+    /// True when no block of `tenant` but `block` may hold spans of trace `id` (by the
+    /// row-group ranges in the metas and the cached bloom filters), and no ingester holds any.
+    pub async fn only_in(&self, tenant: &TenantId, id: &TraceId, block: BlockId) -> Result<bool> {
+        let blocks = self.blocks.blocks(tenant).await?;
+        for meta in blocks.iter() {
+            if meta.block_id == block || !meta.row_groups.iter().any(|rg| rg.may_contain(id)) {
+                continue;
+            }
+            match self.bloom(meta).await? {
+                Some(bloom) if !bloom.may_contain(id) => {}
+                _ => return Ok(false),
+            }
+        }
+        for r in &self.recent {
+            if !r.find_trace(tenant, id).await?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn bloom(&self, meta: &BlockMeta) -> Result<Option<Arc<BloomFilter>>> {

@@ -1,19 +1,27 @@
 //! Trace search over blocks and recent data, with true trace summaries.
 //!
-//! A block only knows its piece of a trace, so search works in two steps. First, candidates:
-//! each block in the time window is scanned with the predicates that can be decided per span
-//! pushed down (time range, and the service for span-level queries), and the ingesters are
-//! asked too. Then, newest candidate first, the whole trace is read (every block that may hold
-//! it, plus the ingesters) and the query is decided on it, until `limit` traces match. So the
-//! summary (root, start, duration, span and error counts per service) is the true one even
-//! when the trace is split across blocks.
+//! Results are the `limit` matching traces that started last (ties by trace ID), each with
+//! the summary of the whole trace even when it is split across blocks and ingesters.
+//!
+//! A block only knows its piece of a trace, so search finds **candidates** per block (traces
+//! with a span satisfying the span-level filters) and then **decides** each candidate on the
+//! whole trace. Compacted blocks answer the first step from their tag index, without reading
+//! Parquet; other blocks are scanned with the filters pushed down. A candidate that the
+//! index found and that no other block (by meta ranges and bloom filters) or ingester holds
+//! is decided from the index's trace table alone; any other is read whole.
+//!
+//! Blocks are visited newest first (by their latest span start). A trace starts no later
+//! than any of its spans, so once `limit` traces are decided that all started after the
+//! next block's latest span start, no trace that block (or any older one) could add would
+//! make the cut, and the search stops. The same bound skips candidates one by one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use skein_storage::query::{Semantics, TraceQuery, TraceSummary, span_has_tag};
-use skein_storage::{BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
+use skein_storage::tagindex::{IndexQuery, Scope, TagIndex};
+use skein_storage::{BlockId, BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
 
 use crate::error::Result;
 use crate::lookup::TraceLookup;
@@ -25,64 +33,168 @@ pub struct SearchResult {
     pub traces: Vec<TraceSummary>,
     /// Traces looked at.
     pub inspected_traces: u64,
-    /// Blocks scanned.
+    /// Blocks searched.
     pub inspected_blocks: u64,
 }
 
-/// Most candidates read in full for one search: bounds the cost of a query that matches
-/// almost nothing.
-const MAX_CANDIDATES: usize = 5_000;
+/// Most traces read in full for one search: bounds the cost of a query that matches almost
+/// nothing.
+const MAX_FULL_READS: usize = 5_000;
+/// Blocks searched at once.
+const BLOCK_CONCURRENCY: usize = 4;
 
 fn candidate(query: &TraceQuery, s: &SpanRecord) -> bool {
-    let start = s.span.start_time_unix_nano;
-    let in_range = match query.semantics {
-        // Jaeger: the matching span must start in the range.
-        Semantics::Span => {
-            query.start_unix_nano.is_none_or(|t| start >= t)
-                && query.end_unix_nano.is_none_or(|t| start <= t)
-        }
-        // Tempo: the trace must overlap the range; decided on the whole trace later.
-        Semantics::Trace => true,
-    };
-    in_range
-        && query
-            .service_name
-            .as_deref()
-            .is_none_or(|w| s.service_name() == w)
+    query
+        .service_name
+        .as_deref()
+        .is_none_or(|w| s.service_name() == w)
         && query.span_name.as_deref().is_none_or(|w| s.span.name == w)
         && query.tags.iter().all(|(k, v)| span_has_tag(s, k, v))
+        && span_window(query).is_none_or(|(lo, hi)| {
+            let start = s.span.start_time_unix_nano;
+            lo <= start && start <= hi
+        })
+}
+
+/// The range a matching span must start in: Jaeger's span-level semantics only (Tempo's
+/// range is about the whole trace, decided later).
+fn span_window(query: &TraceQuery) -> Option<(u64, u64)> {
+    match query.semantics {
+        Semantics::Span if query.start_unix_nano.is_some() || query.end_unix_nano.is_some() => {
+            Some((
+                query.start_unix_nano.unwrap_or(0),
+                query.end_unix_nano.unwrap_or(u64::MAX),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A trace of one block with a span satisfying the span-level filters.
+struct Candidate {
+    id: TraceId,
+    /// An upper bound of the trace's start: the earliest start of its spans seen here.
+    start_bound: u64,
+    /// Found by the block's tag index: the index, the trace's position, and whether a
+    /// matching span also satisfies the span-level duration bounds.
+    indexed: Option<(Arc<TagIndex>, u32, bool)>,
+}
+
+/// The traces decided so far that make the cut: at most `limit`, newest first.
+struct TopTraces {
+    limit: usize,
+    traces: Vec<TraceSummary>,
+}
+
+impl TopTraces {
+    fn order(a: &TraceSummary, b: &TraceSummary) -> std::cmp::Ordering {
+        b.start_unix_nano
+            .cmp(&a.start_unix_nano)
+            .then(a.trace_id.cmp(&b.trace_id))
+    }
+
+    fn push(&mut self, t: TraceSummary) {
+        let at = self
+            .traces
+            .partition_point(|x| Self::order(x, &t) == std::cmp::Ordering::Less);
+        self.traces.insert(at, t);
+        self.traces.truncate(self.limit);
+    }
+
+    /// True when a trace that started at or before `bound` cannot make the cut.
+    fn excludes(&self, bound: u64) -> bool {
+        self.traces.len() >= self.limit
+            && self
+                .traces
+                .last()
+                .is_some_and(|last| last.start_unix_nano > bound)
+    }
 }
 
 impl TraceLookup {
-    async fn candidates_in(
-        &self,
-        meta: BlockMeta,
-        query: &TraceQuery,
-    ) -> Result<HashMap<TraceId, u64>> {
+    /// The candidates of one block, from its tag index when it has one.
+    async fn candidates_in(&self, meta: BlockMeta, query: &TraceQuery) -> Result<Vec<Candidate>> {
+        if let Some(index) = self.tag_index(&meta).await {
+            let q = IndexQuery {
+                service_name: query.service_name.clone(),
+                span_name: query.span_name.clone(),
+                tags: query.tags.clone(),
+                span_start: span_window(query),
+                min_duration_nanos: query.min_duration_nanos,
+                max_duration_nanos: query.max_duration_nanos,
+            };
+            let searched = Arc::clone(&index);
+            let hits = tokio::task::spawn_blocking(move || searched.search(&q))
+                .await
+                .map_err(skein_storage::Error::from)??;
+            return Ok(hits
+                .into_iter()
+                .filter_map(|h| {
+                    let summary = index.summary(h.ordinal)?;
+                    Some(Candidate {
+                        id: summary.trace_id,
+                        start_bound: summary.start_unix_nano,
+                        indexed: Some((Arc::clone(&index), h.ordinal, h.span_match)),
+                    })
+                })
+                .collect());
+        }
         let filter = ScanFilter {
-            // Tempo's range is about the trace; a span of it may start before the range.
-            start_unix_nano: match query.semantics {
-                Semantics::Span => query.start_unix_nano,
-                Semantics::Trace => None,
-            },
-            end_unix_nano: query.end_unix_nano,
+            start_unix_nano: span_window(query).map(|w| w.0),
+            end_unix_nano: span_window(query).map(|w| w.1),
             service_name: query.service_name.clone(),
             ..Default::default()
         };
         let parts: Vec<Vec<SpanRecord>> = self.reader_for(&meta).scan(filter).try_collect().await?;
-        let mut out = HashMap::new();
+        let mut bounds: HashMap<TraceId, u64> = HashMap::new();
         for s in parts.iter().flatten().filter(|s| candidate(query, s)) {
             if let Ok(id) = s.trace_id() {
-                let start = out.entry(id).or_insert(u64::MAX);
+                let start = bounds.entry(id).or_insert(u64::MAX);
                 *start = (*start).min(s.span.start_time_unix_nano);
             }
         }
-        Ok(out)
+        Ok(bounds
+            .into_iter()
+            .map(|(id, start_bound)| Candidate {
+                id,
+                start_bound,
+                indexed: None,
+            })
+            .collect())
+    }
+
+    /// Decides a candidate: its summary when the whole trace matches `query`.
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        query: &TraceQuery,
+        c: &Candidate,
+        block: BlockId,
+        full_reads: &mut usize,
+    ) -> Result<Option<TraceSummary>> {
+        if let Some((index, ordinal, span_match)) = &c.indexed
+            && self.only_in(tenant, &c.id, block).await?
+        {
+            let Some(summary) = index.summary(*ordinal) else {
+                return Ok(None);
+            };
+            let matches = match query.semantics {
+                Semantics::Span => *span_match,
+                Semantics::Trace => trace_level_match(query, summary),
+            };
+            return Ok(matches.then(|| summary.clone()));
+        }
+        *full_reads += 1;
+        let spans = self.find(tenant, &c.id, None).await?;
+        Ok(match query.matches(&spans) {
+            true => TraceSummary::from_spans(&spans),
+            false => None,
+        })
     }
 
     /// Runs `query` for `tenant`.
     ///
-    /// Blocks are scanned as separate tasks, so the decoding of several blocks runs on every
+    /// Blocks are searched as separate tasks, so the decoding of several blocks runs on every
     /// core of the runtime rather than inside the one task of the request.
     pub async fn search(
         self: &Arc<Self>,
@@ -94,13 +206,57 @@ impl TraceLookup {
             query.start_unix_nano.unwrap_or(0),
             query.end_unix_nano.unwrap_or(u64::MAX),
         );
-        let scanned: Vec<BlockMeta> = blocks
+        let mut searched: Vec<BlockMeta> = blocks
             .iter()
             .filter(|m| m.overlaps(window.0, window.1))
             .cloned()
             .collect();
-        let inspected_blocks = scanned.len() as u64;
-        let per_block: Vec<HashMap<TraceId, u64>> = futures::stream::iter(scanned)
+        searched.sort_by(|a, b| {
+            b.max_start_unix_nano
+                .cmp(&a.max_start_unix_nano)
+                .then(a.block_id.cmp(&b.block_id))
+        });
+        let mut top = TopTraces {
+            limit: if query.limit == 0 {
+                usize::MAX
+            } else {
+                query.limit
+            },
+            traces: Vec::new(),
+        };
+        let mut result = SearchResult::default();
+        let mut decided: HashSet<TraceId> = HashSet::new();
+        let mut full_reads = 0;
+
+        // The ingesters' data first: it is the newest.
+        for r in self.recent() {
+            let unlimited = TraceQuery {
+                limit: 0,
+                ..query.clone()
+            };
+            for trace in r.search(tenant, &unlimited).await? {
+                let Some(id) = trace.first().and_then(|s| s.trace_id().ok()) else {
+                    continue;
+                };
+                if !decided.insert(id) || full_reads >= MAX_FULL_READS {
+                    continue;
+                }
+                result.inspected_traces += 1;
+                full_reads += 1;
+                let spans = self.find(tenant, &id, None).await?;
+                if query.matches(&spans)
+                    && let Some(summary) = TraceSummary::from_spans(&spans)
+                {
+                    top.push(summary);
+                }
+            }
+        }
+
+        let order: Vec<(BlockId, u64)> = searched
+            .iter()
+            .map(|m| (m.block_id, m.max_start_unix_nano))
+            .collect();
+        let mut per_block = futures::stream::iter(searched)
             .map(|meta| {
                 let (this, query) = (Arc::clone(self), query.clone());
                 async move {
@@ -109,70 +265,58 @@ impl TraceLookup {
                         .map_err(skein_storage::Error::from)?
                 }
             })
-            .buffer_unordered(4)
-            .try_collect()
-            .await?;
-        let mut candidates: HashMap<TraceId, u64> = HashMap::new();
-        for m in per_block {
-            for (id, start) in m {
-                let e = candidates.entry(id).or_insert(u64::MAX);
-                *e = (*e).min(start);
-            }
-        }
-        for r in self.recent() {
-            let unlimited = TraceQuery {
-                limit: 0,
-                ..query.clone()
-            };
-            for trace in r.search(tenant, &unlimited).await? {
-                if let Some(s) = trace.first()
-                    && let Ok(id) = s.trace_id()
+            .buffered(BLOCK_CONCURRENCY);
+        let mut i = 0;
+        while let Some(mut candidates) = per_block.try_next().await? {
+            let block = order[i].0;
+            i += 1;
+            result.inspected_blocks += 1;
+            candidates.sort_by(|a, b| b.start_bound.cmp(&a.start_bound).then(a.id.cmp(&b.id)));
+            for c in &candidates {
+                if top.excludes(c.start_bound) {
+                    break;
+                }
+                if full_reads >= MAX_FULL_READS || !decided.insert(c.id) {
+                    continue;
+                }
+                result.inspected_traces += 1;
+                if let Some(summary) = self
+                    .decide(tenant, query, c, block, &mut full_reads)
+                    .await?
                 {
-                    let start = trace
-                        .iter()
-                        .map(|s| s.span.start_time_unix_nano)
-                        .min()
-                        .unwrap_or(0);
-                    let e = candidates.entry(id).or_insert(u64::MAX);
-                    *e = (*e).min(start);
+                    top.push(summary);
                 }
             }
-        }
-        let mut ordered: Vec<(u64, TraceId)> = candidates
-            .into_iter()
-            .map(|(id, start)| (start, id))
-            .collect();
-        // Newest first; ties broken by ID so results are deterministic.
-        ordered.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut result = SearchResult {
-            inspected_blocks,
-            ..Default::default()
-        };
-        for (_, id) in ordered.into_iter().take(MAX_CANDIDATES) {
-            if query.limit > 0 && result.traces.len() >= query.limit {
+            if order.get(i).is_none_or(|next| top.excludes(next.1)) {
                 break;
             }
-            result.inspected_traces += 1;
-            let spans = self.find(tenant, &id, None).await?;
-            if query.matches(&spans)
-                && let Some(summary) = TraceSummary::from_spans(&spans)
-            {
-                result.traces.push(summary);
-            }
         }
-        // Whole traces can start earlier than the piece that made them candidates.
-        result.traces.sort_by(|a, b| {
-            b.start_unix_nano
-                .cmp(&a.start_unix_nano)
-                .then(a.trace_id.cmp(&b.trace_id))
-        });
+        result.traces = top.traces;
         Ok(result)
     }
 }
 
+/// Tempo's trace-level conditions, on a whole trace's summary: duration bounds and overlap
+/// with the time range (the span-level part was decided by the candidate).
+fn trace_level_match(query: &TraceQuery, summary: &TraceSummary) -> bool {
+    let end = summary
+        .start_unix_nano
+        .saturating_add(summary.duration_nanos);
+    query
+        .min_duration_nanos
+        .is_none_or(|m| summary.duration_nanos >= m)
+        && query
+            .max_duration_nanos
+            .is_none_or(|m| summary.duration_nanos <= m)
+        && query.start_unix_nano.is_none_or(|t| end >= t)
+        && query
+            .end_unix_nano
+            .is_none_or(|t| summary.start_unix_nano <= t)
+}
+
 impl TraceLookup {
-    /// Every (service, span name, span kind) of the tenant: from the blocks (reading three
-    /// columns, not whole spans) and the ingesters.
+    /// Every (service, span name, span kind) of the tenant: from the blocks (their tag index,
+    /// or three columns of their Parquet data) and the ingesters.
     pub async fn operations(
         &self,
         tenant: &TenantId,
@@ -182,34 +326,41 @@ impl TraceLookup {
 
         let blocks = self.blocks().blocks(tenant).await?;
         let mut out = std::collections::BTreeSet::new();
-        let per_block: Vec<Vec<arrow::record_batch::RecordBatch>> =
+        let per_block: Vec<Vec<(String, String, i32)>> =
             futures::stream::iter(blocks.iter().cloned())
                 .map(|meta| async move {
-                    self.reader_for(&meta)
+                    if let Some(index) = self.tag_index(&meta).await {
+                        return Ok(index.operations().iter().cloned().collect());
+                    }
+                    let batches = self
+                        .reader_for(&meta)
                         .read_columns(&[col::SERVICE_NAME, col::NAME, col::KIND])
-                        .await
+                        .await?;
+                    let mut ops = Vec::new();
+                    for batch in &batches {
+                        let svc = batch
+                            .column_by_name(col::SERVICE_NAME)
+                            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+                        let name = batch
+                            .column_by_name(col::NAME)
+                            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+                        let kind = batch
+                            .column_by_name(col::KIND)
+                            .and_then(|c| c.as_any().downcast_ref::<Int32Array>());
+                        let (Some(svc), Some(name), Some(kind)) = (svc, name, kind) else {
+                            continue;
+                        };
+                        for i in 0..batch.num_rows() {
+                            let s = if svc.is_valid(i) { svc.value(i) } else { "" };
+                            ops.push((s.to_owned(), name.value(i).to_owned(), kind.value(i)));
+                        }
+                    }
+                    Ok::<_, crate::error::Error>(ops)
                 })
                 .buffer_unordered(4)
                 .try_collect()
                 .await?;
-        for batch in per_block.iter().flatten() {
-            let svc = batch
-                .column_by_name(col::SERVICE_NAME)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-            let name = batch
-                .column_by_name(col::NAME)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-            let kind = batch
-                .column_by_name(col::KIND)
-                .and_then(|c| c.as_any().downcast_ref::<Int32Array>());
-            let (Some(svc), Some(name), Some(kind)) = (svc, name, kind) else {
-                continue;
-            };
-            for i in 0..batch.num_rows() {
-                let s = if svc.is_valid(i) { svc.value(i) } else { "" };
-                out.insert((s.to_owned(), name.value(i).to_owned(), kind.value(i)));
-            }
-        }
+        out.extend(per_block.into_iter().flatten());
         let everything = TraceQuery {
             limit: 0,
             ..Default::default()
@@ -238,6 +389,15 @@ pub enum TagScope {
     Resource,
 }
 
+impl TagScope {
+    fn index_scope(self) -> Scope {
+        match self {
+            TagScope::Span => Scope::Span,
+            TagScope::Resource => Scope::Resource,
+        }
+    }
+}
+
 /// Tag names by scope.
 #[derive(Debug, Default)]
 pub struct TagNames {
@@ -247,19 +407,24 @@ pub struct TagNames {
     pub resource: std::collections::BTreeSet<String>,
 }
 
+type Values = std::collections::BTreeSet<(&'static str, String)>;
+
 impl TraceLookup {
-    /// Folds every span of the tenant in the window (blocks and ingesters) into
-    /// accumulators: one per block, each block read in a task of its own so the decoding uses
-    /// every core, and one for the ingesters' data. The caller merges them.
-    async fn fold_spans<T, F>(
+    /// Folds the tenant's data in the window into accumulators: one per block overlapping
+    /// the window (all its spans: listings are block-granular, as in Tempo), read from its
+    /// tag index with `from_index` or by decoding it with `f`, each block in a task of its
+    /// own; and one for the ingesters' spans that start in the window. The caller merges them.
+    async fn fold_spans<T, I, F>(
         self: &Arc<Self>,
         tenant: &TenantId,
         window: (u64, u64),
         init: fn() -> T,
+        from_index: I,
         f: F,
     ) -> Result<Vec<T>>
     where
         T: Send + 'static,
+        I: Fn(&TagIndex) -> skein_storage::Result<T> + Clone + Send + Sync + 'static,
         F: Fn(&mut T, &SpanRecord) + Clone + Send + Sync + 'static,
     {
         let blocks = self.blocks().blocks(tenant).await?;
@@ -270,16 +435,16 @@ impl TraceLookup {
             .collect();
         let mut out: Vec<T> = futures::stream::iter(in_window)
             .map(|meta| {
-                let (reader, f) = (self.reader_for(&meta), f.clone());
+                let (this, f, from_index) = (Arc::clone(self), f.clone(), from_index.clone());
                 async move {
                     tokio::spawn(async move {
-                        let filter = ScanFilter {
-                            start_unix_nano: Some(window.0),
-                            end_unix_nano: Some(window.1),
-                            ..Default::default()
-                        };
+                        if let Some(index) = this.tag_index(&meta).await {
+                            return tokio::task::spawn_blocking(move || from_index(&index))
+                                .await
+                                .map_err(skein_storage::Error::from)?;
+                        }
                         let mut acc = init();
-                        let mut stream = reader.scan(filter);
+                        let mut stream = this.reader_for(&meta).scan(ScanFilter::default());
                         while let Some(part) = stream.try_next().await? {
                             part.iter().for_each(|s| f(&mut acc, s));
                         }
@@ -302,7 +467,13 @@ impl TraceLookup {
         let mut acc = init();
         for r in self.recent() {
             for trace in r.search(tenant, &everything).await? {
-                trace.iter().for_each(|s| f(&mut acc, s));
+                trace
+                    .iter()
+                    .filter(|s| {
+                        let t = s.span.start_time_unix_nano;
+                        window.0 <= t && t <= window.1
+                    })
+                    .for_each(|s| f(&mut acc, s));
             }
         }
         out.push(acc);
@@ -320,6 +491,12 @@ impl TraceLookup {
                 tenant,
                 window,
                 TagNames::default,
+                |index: &TagIndex| {
+                    Ok(TagNames {
+                        span: index.keys(Scope::Span).map(str::to_owned).collect(),
+                        resource: index.keys(Scope::Resource).map(str::to_owned).collect(),
+                    })
+                },
                 |names: &mut TagNames, s: &SpanRecord| {
                     names
                         .span
@@ -359,30 +536,34 @@ impl TraceLookup {
         scope: Option<TagScope>,
         key: &str,
         window: (u64, u64),
-    ) -> Result<std::collections::BTreeSet<(&'static str, String)>> {
-        use skein_storage::otlp::common::v1::{KeyValue, any_value::Value as V};
-        type Values = std::collections::BTreeSet<(&'static str, String)>;
+    ) -> Result<Values> {
+        use skein_storage::otlp::common::v1::KeyValue;
         fn typed(kv: &KeyValue) -> (&'static str, String) {
-            let ty = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(V::IntValue(_)) => "int",
-                Some(V::DoubleValue(_)) => "float",
-                Some(V::BoolValue(_)) => "bool",
-                _ => "string",
-            };
             (
-                ty,
+                skein_storage::tagindex::type_name(kv),
                 kv.value
                     .as_ref()
                     .map(skein_storage::query::value_string)
                     .unwrap_or_default(),
             )
         }
-        let key = key.to_owned();
+        let scopes: Vec<Scope> = match scope {
+            Some(s) => vec![s.index_scope()],
+            None => vec![Scope::Span, Scope::Resource],
+        };
+        let (key, index_key) = (key.to_owned(), key.to_owned());
         let parts = self
             .fold_spans(
                 tenant,
                 window,
                 Values::new,
+                move |index: &TagIndex| {
+                    let mut out = Values::new();
+                    for s in &scopes {
+                        out.extend(index.values(*s, &index_key)?);
+                    }
+                    Ok(out)
+                },
                 move |out: &mut Values, s: &SpanRecord| {
                     let matching = |attrs: &[KeyValue]| {
                         attrs

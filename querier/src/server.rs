@@ -55,7 +55,12 @@ pub async fn run(
         "querier started"
     );
     let blocks = Arc::new(BlockList::new(store.clone(), config.block_list_refresh));
-    let lookup = Arc::new(TraceLookup::new(store, blocks, recent));
+    let tag_indexes = crate::tagcache::TagIndexCache::new(
+        store.clone(),
+        &config.index_cache_dir,
+        config.index_cache_max_bytes,
+    );
+    let lookup = Arc::new(TraceLookup::new(store, blocks, recent).with_tag_indexes(tag_indexes));
     let http_router = tempo::router(Arc::clone(&lookup))
         .nest(
             "/jaeger",
