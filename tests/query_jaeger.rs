@@ -315,6 +315,47 @@ fn jaeger_v1_api() {
     let (status, v) = get(&v3, "/api/v3/traces?query.serviceName=nobody");
     assert_eq!(status, 404, "{v}");
     assert_eq!(v["error"]["httpCode"], 404, "{v}");
+
+    // Trace summaries: the same search, one summary per trace, newest first.
+    let (status, v) = get(
+        &v3,
+        &format!("/api/v3/trace-summaries?query.startTimeMin={since}"),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["summaries"][0],
+        json!({
+            "traceId": b, "rootServiceName": "web", "rootOperationName": "GET /health",
+            "minStartTimeUnixNano": (t0 + 1_000_000_000).to_string(),
+            "maxEndTimeUnixNano": (t0 + 1_010_000_000).to_string(),
+            "spanCount": 1, "errorSpanCount": 0, "orphanSpanCount": 0,
+            "services": [{ "name": "web", "spanCount": 1, "errorSpanCount": 0 }],
+        }),
+        "{v}"
+    );
+    assert_eq!(
+        v["summaries"][1],
+        json!({
+            "traceId": a, "rootServiceName": "web", "rootOperationName": "GET /",
+            "minStartTimeUnixNano": t0.to_string(),
+            "maxEndTimeUnixNano": (t0 + 100_000_000).to_string(),
+            "spanCount": 2, "errorSpanCount": 1, "orphanSpanCount": 0,
+            "services": [
+                { "name": "api", "spanCount": 1, "errorSpanCount": 1 },
+                { "name": "web", "spanCount": 1, "errorSpanCount": 0 },
+            ],
+        }),
+        "{v}"
+    );
+    assert_eq!(v["summaries"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = get(
+        &v3,
+        "/api/v3/trace-summaries?query.serviceName=api&query.pagination.pageSize=1",
+    );
+    assert_eq!(v["summaries"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["summaries"][0]["traceId"], a, "{v}");
+    let (status, v) = get(&v3, "/api/v3/trace-summaries?query.serviceName=nobody");
+    assert_eq!((status, &v["summaries"]), (200, &json!([])), "{v}");
     for (path, want) in [
         ("/api/v3/traces?query.startTimeMin=yesterday", "RFC 3339"),
         ("/api/v3/traces?query.durationMin=slow", "not a duration"),
@@ -322,6 +363,22 @@ fn jaeger_v1_api() {
         ("/api/v3/traces?query.serviceNme=api", "unknown parameter"),
         ("/api/v3/traces/nothex", "hex"),
         ("/api/v3/operations", "service is required"),
+        (
+            "/api/v3/trace-summaries?query.pagination.pageToken=abc",
+            "not supported",
+        ),
+        (
+            "/api/v3/trace-summaries?query.pagination.pageSize=0",
+            "out of range",
+        ),
+        (
+            "/api/v3/trace-summaries?query.pagination.pageSize=5&query.searchDepth=5",
+            "exclude each other",
+        ),
+        (
+            "/api/v3/traces?query.pagination.pageSize=5",
+            "not paginated",
+        ),
     ] {
         let (status, v) = get(&v3, path);
         assert_eq!(status, 400, "{path}: {v}");

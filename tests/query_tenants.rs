@@ -29,6 +29,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("jaeger", "/api/v3/operations?service=secret-svc"),
     ("jaeger", "/api/v3/traces/{id}"),
     ("jaeger", "/api/v3/traces?query.serviceName=secret-svc"),
+    (
+        "jaeger",
+        "/api/v3/trace-summaries?query.serviceName=secret-svc",
+    ),
     ("http", "/jaeger/api/v3/traces/{id}"),
     ("http", "/jaeger/api/services"),
     ("http", "/jaeger/api/traces/{id}"),

@@ -30,6 +30,7 @@ pub fn router(lookup: Arc<TraceLookup>) -> Router {
         .route("/api/v3/operations", get(operations))
         .route("/api/v3/traces", get(find_traces))
         .route("/api/v3/traces/{trace_id}", get(get_trace))
+        .route("/api/v3/trace-summaries", get(find_trace_summaries))
         .with_state(lookup)
 }
 
@@ -80,6 +81,8 @@ const PARAMS: &[(&str, &str)] = &[
     ("query.durationMax", "query.duration_max"),
     ("query.searchDepth", "query.search_depth"),
     ("query.rawTraces", "query.raw_traces"),
+    ("query.pagination.pageSize", "query.pagination.page_size"),
+    ("query.pagination.pageToken", "query.pagination.page_token"),
 ];
 
 fn arg<'a>(p: &'a [(String, String)], canonical: &str) -> Option<&'a str> {
@@ -209,6 +212,30 @@ fn query(p: &[(String, String)]) -> Result<TraceQuery, V3Error> {
         }
         q.limit = if n == 0 { 100 } else { n };
     }
+    if arg(p, "query.pagination.pageToken").is_some() {
+        return Err(bad(
+            "query.pagination.pageToken is not supported: this server returns a single page; repeat the search with a narrower time range instead",
+        ));
+    }
+    if let Some(size) = arg(p, "query.pagination.pageSize") {
+        if arg(p, "query.searchDepth").is_some() {
+            return Err(bad(
+                "query.pagination.pageSize and query.searchDepth exclude each other; set one",
+            ));
+        }
+        let n: usize = size.parse().map_err(|_| {
+            bad(format!(
+                "query.pagination.pageSize={size:?} is not a whole number"
+            ))
+        })?;
+        if n == 0 || n > crate::tempo::MAX_LIMIT {
+            return Err(bad(format!(
+                "query.pagination.pageSize={n} is out of range; use 1 to {}",
+                crate::tempo::MAX_LIMIT
+            )));
+        }
+        q.limit = n;
+    }
     Ok(q)
 }
 
@@ -218,6 +245,11 @@ async fn find_traces(
     headers: HeaderMap,
 ) -> Result<Response, V3Error> {
     let p = pairs(raw.as_deref());
+    if p.iter().any(|(k, _)| k.starts_with("query.pagination.")) {
+        return Err(bad(
+            "/api/v3/traces is not paginated; use query.searchDepth, or /api/v3/trace-summaries",
+        ));
+    }
     let q = query(&p)?;
     let tenant = tenant_of(&headers)?;
     let found = lookup.search(&tenant, &q).await.map_err(internal)?;
@@ -231,6 +263,43 @@ async fn find_traces(
         );
     }
     traces_body(traces)
+}
+
+/// `GET /api/v3/trace-summaries`: the search of `/api/v3/traces`, answered with one summary
+/// per trace instead of its spans (`{"summaries": [...]}`, newest first). Pagination is not
+/// supported: `query.pagination.pageSize` bounds the single page and `nextPageToken` is
+/// always empty.
+async fn find_trace_summaries(
+    State(lookup): State<Arc<TraceLookup>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, V3Error> {
+    let p = pairs(raw.as_deref());
+    let q = query(&p)?;
+    let tenant = tenant_of(&headers)?;
+    let found = lookup.search(&tenant, &q).await.map_err(internal)?;
+    let summaries: Vec<Value> = found
+        .traces
+        .iter()
+        .map(|t| {
+            json!({
+                "traceId": t.trace_id.to_hex(),
+                "rootServiceName": t.root_service_name,
+                "rootOperationName": t.root_span_name,
+                "minStartTimeUnixNano": t.start_unix_nano.to_string(),
+                "maxEndTimeUnixNano": t.start_unix_nano.saturating_add(t.duration_nanos).to_string(),
+                "spanCount": t.span_count,
+                "errorSpanCount": t.error_count,
+                "orphanSpanCount": t.orphan_span_count,
+                "services": t.services.iter().map(|(name, st)| json!({
+                    "name": name,
+                    "spanCount": st.spans,
+                    "errorSpanCount": st.errors,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(ok(json!({ "summaries": summaries, "nextPageToken": "" })))
 }
 
 async fn services(

@@ -211,6 +211,9 @@ pub struct TraceSummary {
     pub span_count: u64,
     /// Spans that are errors ([`is_error`]).
     pub error_count: u64,
+    /// Spans naming a parent that is not among the trace's spans (broken propagation, or
+    /// spans not yet arrived).
+    pub orphan_span_count: u64,
     /// Per service.
     pub services: BTreeMap<String, ServiceStats>,
 }
@@ -227,6 +230,12 @@ impl TraceSummary {
             .iter()
             .filter(|s| s.is_root())
             .min_by_key(|s| s.span.start_time_unix_nano);
+        let span_ids: std::collections::HashSet<&[u8]> =
+            spans.iter().map(|s| s.span.span_id.as_slice()).collect();
+        let orphans = spans
+            .iter()
+            .filter(|s| !s.is_root() && !span_ids.contains(s.span.parent_span_id.as_slice()))
+            .count() as u64;
         let mut services: BTreeMap<String, ServiceStats> = BTreeMap::new();
         let mut errors = 0;
         for s in spans {
@@ -246,6 +255,7 @@ impl TraceSummary {
             duration_nanos: end.saturating_sub(start),
             span_count: spans.len() as u64,
             error_count: errors,
+            orphan_span_count: orphans,
             services,
         })
     }

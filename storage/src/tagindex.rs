@@ -468,6 +468,7 @@ impl TableBuilder {
             push_varint(&mut body, t.duration_nanos);
             push_varint(&mut body, t.span_count);
             push_varint(&mut body, t.error_count);
+            push_varint(&mut body, t.orphan_span_count);
             push_varint(&mut body, strings.id(&t.root_service_name));
             push_varint(&mut body, strings.id(&t.root_span_name));
             push_varint(&mut body, t.services.len() as u64);
@@ -548,6 +549,7 @@ impl Table {
             let duration_nanos = r.varint()?;
             let span_count = r.varint()?;
             let error_count = r.varint()?;
+            let orphan_span_count = r.varint()?;
             let root_service_name = s(r.varint()?)?;
             let root_span_name = s(r.varint()?)?;
             let mut services = BTreeMap::new();
@@ -567,6 +569,7 @@ impl Table {
                 duration_nanos,
                 span_count,
                 error_count,
+                orphan_span_count,
                 services,
             });
         }
