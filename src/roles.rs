@@ -32,6 +32,8 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
         .context("cannot open the storage configured in [storage]")?;
     tracing::info!(%store, "storage opened");
 
+    // Per-tenant overrides (retention), shared by the roles of this process.
+    let overrides = skein_compactor::overrides(&config.compactor, store.clone());
     let shutdown = CancellationToken::new();
     let mut tasks = RoleTasks::default();
     // The ingester opens (and replays its WAL) before anything serves, so that the
@@ -80,8 +82,9 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
             }
             Role::Compactor => {
                 let compactor = config.compactor.clone();
+                let overrides = std::sync::Arc::clone(&overrides);
                 tasks.spawn(role, async move {
-                    skein_compactor::run(compactor, store, shutdown).await;
+                    skein_compactor::run(compactor, store, overrides, shutdown).await;
                     Ok(())
                 });
             }

@@ -1,42 +1,348 @@
 //! # skein-compactor
 //!
-//! The background work of Skein. This crate will own everything that rewrites or retires
-//! blocks after the ingesters have written them:
+//! The background work of Skein: everything that rewrites or retires blocks after the
+//! ingesters have written them. One [`Compactor::run_cycle`] does, for every tenant whose
+//! [lease](lease) it can take:
 //!
-//! - **Compaction**: per tenant and time window, merge small blocks into larger ones (k-way
-//!   merge by trace ID, split traces combined, exact duplicate spans dropped), then write the
-//!   new block with its trace-ID bloom filter and its tantivy tag index, `meta.json` last.
-//! - **Retiring inputs safely**: tombstone first, delete only after a grace period long enough
-//!   for every querier to have stopped reading them, so that a crash at any step loses nothing
-//!   and shows no duplicate.
-//! - **Retention**: a global default with per-tenant overrides, changeable while running;
-//!   blocks whose newest span is older than the tenant's retention are retired the same way.
-//! - **Tenant index**: the per-tenant block list queriers read instead of listing the bucket.
-//! - **Sharing work**: several compactors split tenants between them with an object-store
-//!   lease (conditional put), never two on one tenant.
+//! 1. **repair**: finishes or undoes the compaction jobs a crash interrupted
+//!    ([`journal`]);
+//! 2. **retention**: retires (tombstones) blocks whose newest span is older than the
+//!    tenant's retention ([`skein_storage::overrides`]);
+//! 3. **compaction**: groups the remaining blocks by time window ([`plan`]) and merges each
+//!    group with a streaming k-way merge by trace ID ([`merge`]): split traces combined,
+//!    exact duplicate spans dropped, outputs bounded in spans, traces and bytes, each written
+//!    with its bloom filter and tag index, `meta.json` last ([`job`]);
+//! 4. **deletion**: deletes retired blocks once their grace period is over, and directories
+//!    crashed writers left without a meta ([`cleanup`]);
+//! 5. **tenant index**: writes the tenant's block-list index object.
 //!
-//! All formats it reads and writes are defined in `skein-storage`. None of the above is
-//! implemented yet: [`run`] only reports that the role started and waits for shutdown.
+//! `docs/compaction.md` describes the design and its guarantees.
 
-use serde::{Deserialize, Serialize};
-use skein_storage::Store;
+pub mod cleanup;
+mod config;
+pub mod error;
+pub mod job;
+pub mod journal;
+pub mod lease;
+pub mod merge;
+pub mod plan;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use skein_storage::blocklist::{tombstone_block, write_tenant_index};
+use skein_storage::overrides::Overrides;
+use skein_storage::store::list_tenants;
+use skein_storage::{BlockId, BlockList, BlockMeta, Store, TenantId};
 use tokio_util::sync::CancellationToken;
 
-/// The `[compactor]` section of the configuration.
-///
-/// It has no settings yet; compaction windows, retention and the lease come with the
-/// compactor itself. The section is accepted (and unknown keys in it rejected) so that
-/// configuration files can already name it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompactorConfig {}
+pub use config::CompactorConfig;
+pub use error::{Error, Result};
 
-/// Runs the compactor role until `shutdown` is cancelled.
-///
-/// For now it compacts nothing: it logs that it started and idles.
-pub async fn run(_config: CompactorConfig, store: Store, shutdown: CancellationToken) {
-    tracing::warn!("compaction and retention are not implemented yet: the compactor does nothing");
-    tracing::info!(%store, "compactor started");
-    shutdown.cancelled().await;
+use crate::lease::Lease;
+use crate::plan::PlanOptions;
+
+/// Where the compactor's notion of "now" comes from; tests inject a fake clock.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// What one cycle did, summed over tenants.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Tenants worked on.
+    pub tenants: u64,
+    /// Tenants skipped because another compactor holds their lease.
+    pub tenants_busy: u64,
+    /// Compaction jobs finished.
+    pub jobs: u64,
+    /// Blocks merged by those jobs.
+    pub blocks_in: u64,
+    /// Blocks they wrote.
+    pub blocks_out: u64,
+    /// Exact duplicate spans dropped.
+    pub duplicates: u64,
+    /// Blocks retired by retention.
+    pub expired: u64,
+    /// Retired blocks deleted after their grace period.
+    pub deleted: u64,
+    /// Directories without meta deleted.
+    pub orphans: u64,
+    /// Interrupted jobs finished or undone.
+    pub repaired: u64,
+}
+
+/// The compactor of one process.
+pub struct Compactor {
+    store: Store,
+    config: CompactorConfig,
+    overrides: Arc<Overrides>,
+    owner: String,
+    clock: Clock,
+    blocks: BlockList,
+}
+
+impl std::fmt::Debug for Compactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compactor")
+            .field("owner", &self.owner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The overrides every role of a process shares, as `config` describes them.
+pub fn overrides(config: &CompactorConfig, store: Store) -> Arc<Overrides> {
+    Arc::new(Overrides::new(
+        store,
+        config.retention,
+        config.overrides_path(),
+    ))
+}
+
+impl Compactor {
+    /// A compactor over `store`, on the system clock.
+    pub fn new(config: CompactorConfig, store: Store, overrides: Arc<Overrides>) -> Self {
+        Compactor {
+            blocks: BlockList::new(store.clone(), Duration::ZERO),
+            store,
+            config,
+            overrides,
+            owner: uuid::Uuid::new_v4().to_string(),
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// Uses `clock` for retention and deletion times instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This compactor's lease owner ID.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Runs one cycle over every tenant. Stops early (leaving a repairable state) when
+    /// `shutdown` is cancelled.
+    pub async fn run_cycle(&self, shutdown: &CancellationToken) -> Result<CycleReport> {
+        if let Err(e) = self.overrides.refresh().await {
+            tracing::warn!(error = %e, "cannot refresh overrides; keeping the previous ones");
+        }
+        let mut report = CycleReport::default();
+        for tenant in list_tenants(self.store.as_ref()).await? {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let Some(lease) =
+                Lease::try_acquire(&self.store, &tenant, &self.owner, self.config.lease_ttl)
+                    .await?
+            else {
+                report.tenants_busy += 1;
+                continue;
+            };
+            report.tenants += 1;
+            let result = self.with_lease(lease, &tenant, shutdown, &mut report).await;
+            if let Err(e) = result {
+                tracing::warn!(%tenant, error = %e, "compaction of tenant failed; retrying next cycle");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Works on a tenant while renewing its lease in the background.
+    async fn with_lease(
+        &self,
+        mut lease: Lease,
+        tenant: &TenantId,
+        shutdown: &CancellationToken,
+        report: &mut CycleReport,
+    ) -> Result<()> {
+        let stop = shutdown.child_token();
+        let done = CancellationToken::new();
+        let renew_every = (self.config.lease_ttl / 3).max(Duration::from_secs(1));
+        let renewer = {
+            let (stop, done) = (stop.clone(), done.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = done.cancelled() => return lease,
+                        () = tokio::time::sleep(renew_every) => {}
+                    }
+                    match lease.renew().await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(tenant = %lease.tenant(), "lost the tenant's lease; stopping work on it");
+                            stop.cancel();
+                            return lease;
+                        }
+                        Err(e) => {
+                            tracing::warn!(tenant = %lease.tenant(), error = %e, "cannot renew the tenant's lease; stopping work on it");
+                            stop.cancel();
+                            return lease;
+                        }
+                    }
+                }
+            })
+        };
+        let result = self.compact_tenant(tenant, &stop, report).await;
+        done.cancel();
+        let lease_lost = stop.is_cancelled() && !shutdown.is_cancelled();
+        match renewer.await {
+            Ok(lease) if !lease_lost => {
+                if let Err(e) = lease.release().await {
+                    tracing::debug!(%tenant, error = %e, "cannot release lease; it expires");
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// One tenant's share of a cycle; the caller holds the tenant's lease.
+    pub async fn compact_tenant(
+        &self,
+        tenant: &TenantId,
+        stop: &CancellationToken,
+        report: &mut CycleReport,
+    ) -> Result<()> {
+        let now = (self.clock)();
+        // 1. Repair interrupted jobs.
+        let journals = journal::read_journals(&self.store, tenant).await?;
+        for j in &journals {
+            let settled = journal::settle(&self.store, j).await?;
+            tracing::info!(%tenant, job = %j.job_id, complete = j.complete, inputs_retired = settled.inputs_retired, outputs_removed = settled.outputs_removed, "settled an interrupted compaction");
+            report.repaired += 1;
+        }
+        let mut visible = self.blocks.refresh(tenant).await?.as_ref().clone();
+        // Blocks another block replaces are retired even without a journal (belt and
+        // braces: a job deletes its journal only after retiring its inputs).
+        let replaced: HashSet<BlockId> = visible
+            .iter()
+            .flat_map(|m| m.replaces.iter().copied())
+            .collect();
+        let mut retired: HashSet<BlockId> = HashSet::new();
+        for m in visible.iter().filter(|m| replaced.contains(&m.block_id)) {
+            tombstone_block(&self.store, tenant, m.block_id, "compacted").await?;
+            retired.insert(m.block_id);
+            report.repaired += 1;
+        }
+
+        // 2. Retention.
+        let retention = self.overrides.retention(tenant);
+        let cutoff = unix_nanos(now).saturating_sub(retention.as_nanos() as u64);
+        for m in visible.iter().filter(|m| m.max_end_unix_nano < cutoff) {
+            if retired.insert(m.block_id) {
+                tombstone_block(&self.store, tenant, m.block_id, "retention").await?;
+                report.expired += 1;
+                tracing::info!(%tenant, block = %m.block_id, retention = %skein_storage::overrides::format_duration(retention), "block retired by retention");
+            }
+        }
+        visible.retain(|m| !retired.contains(&m.block_id));
+
+        // 3. Compaction.
+        let opts = PlanOptions {
+            window: self.config.window,
+            recent_period: self.config.recent_period,
+            max_input_blocks: self.config.max_input_blocks,
+            limits: self.config.limits(),
+        };
+        for inputs in plan::plan(&visible, unix_nanos(now), &opts) {
+            if stop.is_cancelled() {
+                break;
+            }
+            let n = inputs.len();
+            let started = std::time::Instant::now();
+            match job::compact(
+                self.store.clone(),
+                tenant.clone(),
+                inputs,
+                self.config.limits(),
+                stop.clone(),
+            )
+            .await
+            {
+                Ok(r) => {
+                    tracing::info!(%tenant, inputs = n, outputs = r.outputs.len(), spans = r.stats.spans_out, duplicates = r.stats.duplicates, elapsed_ms = started.elapsed().as_millis() as u64, "compacted");
+                    report.jobs += 1;
+                    report.blocks_in += n as u64;
+                    report.blocks_out += r.outputs.len() as u64;
+                    report.duplicates += r.stats.duplicates;
+                }
+                Err(Error::Stopped) => break,
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "compaction job failed; its inputs stay as they were");
+                }
+            }
+        }
+
+        // 4. Deletion after the grace period, and orphans.
+        let dirs = cleanup::scan_tenant(&self.store, tenant).await?;
+        let (deleted, orphans) = cleanup::delete_expired(
+            &self.store,
+            tenant,
+            &dirs,
+            unix_secs(now),
+            self.config.delete_grace,
+            self.config.orphan_age,
+        )
+        .await?;
+        report.deleted += deleted;
+        report.orphans += orphans;
+
+        // 5. The tenant index.
+        let blocks: Vec<BlockMeta> = self.blocks.refresh(tenant).await?.as_ref().clone();
+        write_tenant_index(&self.store, tenant, blocks).await?;
+        Ok(())
+    }
+}
+
+/// Runs the compactor role until `shutdown` is cancelled: a cycle every
+/// `config.cycle_interval`, the overrides refreshed in between.
+pub async fn run(
+    config: CompactorConfig,
+    store: Store,
+    overrides: Arc<Overrides>,
+    shutdown: CancellationToken,
+) {
+    let interval = config.cycle_interval;
+    let compactor = Compactor::new(config, store, overrides);
+    tracing::info!(owner = compactor.owner(), "compactor started");
+    loop {
+        let started = std::time::Instant::now();
+        match compactor.run_cycle(&shutdown).await {
+            Ok(r) => tracing::info!(
+                tenants = r.tenants,
+                busy = r.tenants_busy,
+                jobs = r.jobs,
+                blocks_in = r.blocks_in,
+                blocks_out = r.blocks_out,
+                duplicates = r.duplicates,
+                expired = r.expired,
+                deleted = r.deleted,
+                orphans = r.orphans,
+                repaired = r.repaired,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "compaction cycle done"
+            ),
+            Err(e) => tracing::warn!(error = %e, "compaction cycle failed; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
     tracing::info!("compactor stopped");
 }

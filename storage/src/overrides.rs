@@ -178,7 +178,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     for (unit, name) in [(86_400, "d"), (3600, "h"), (60, "m")] {
-        if secs > 0 && secs % unit == 0 {
+        if secs > 0 && secs.is_multiple_of(unit) {
             return format!("{}{name}", secs / unit);
         }
     }
