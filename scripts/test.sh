@@ -64,6 +64,15 @@ export SKEIN_TEST_PYTHON="$python"
 export SKEIN_TEST_REQUIRE_EXTERNAL=1
 env | grep '^SKEIN_TEST_' | sort
 
+section "web ui: chromium, npm dev dependencies, type-check"
+t=$SECONDS
+# Prints SKEIN_TEST_CHROMIUM=... and SKEIN_TEST_NODE_MODULES=... for tests/ui_browser.rs.
+ui_env=$(scripts/ui-env.sh)
+while IFS= read -r line; do export "$line"; done <<<"$ui_env"
+"$SKEIN_TEST_NODE_MODULES/.bin/tsc" --noEmit -p ui
+echo "ui type-check passed"
+elapsed $t
+
 section "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 

@@ -30,6 +30,7 @@ pub mod search;
 pub mod tagcache;
 mod server;
 pub mod tempo;
+mod ui;
 
 use serde::{Deserialize, Serialize};
 

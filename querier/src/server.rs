@@ -66,6 +66,7 @@ pub async fn run(
             "/jaeger",
             jaeger::router(Arc::clone(&lookup)).merge(jaeger_v3::router(Arc::clone(&lookup))),
         )
+        .merge(crate::ui::router())
         .merge(api::router(build_info));
     let jaeger_router = jaeger::router(Arc::clone(&lookup))
         .merge(jaeger_v3::router(lookup))

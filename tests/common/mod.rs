@@ -61,6 +61,21 @@ pub struct Options {
     pub extra: String,
     /// Roles (`--target`); default all.
     pub target: Option<String>,
+    /// How to tell that the process is ready; default: the ingester's internal `/ready`.
+    pub ready: Ready,
+}
+
+/// How [`Skein::start`] and [`Skein::restart`] tell that the process is ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ready {
+    /// The ingester's internal API answers `/ready` (every process that runs an ingester).
+    #[default]
+    Internal,
+    /// The API server answers `/ready` (a querier without an ingester).
+    Http,
+    /// The process is still running half a second after it started (a compactor alone,
+    /// which serves nothing).
+    Running,
 }
 
 /// A running `skein`. Killed (SIGKILL) on drop so a failing test leaves nothing behind.
@@ -70,6 +85,7 @@ pub struct Skein {
     pub ports: Ports,
     pub config: PathBuf,
     pub target: Option<String>,
+    pub ready: Ready,
     log_count: u32,
 }
 
@@ -105,6 +121,7 @@ impl Skein {
             ports,
             config,
             target: opts.target.clone(),
+            ready: opts.ready,
             log_count: 0,
         };
         s.wait_ready();
@@ -132,10 +149,24 @@ impl Skein {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Waits (at most 60 s) until the ingester's internal API answers `/ready`.
+    /// Waits (at most 60 s) until the process is ready (see [`Ready`]; by default, until the
+    /// ingester's internal API answers `/ready`).
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let url = format!("http://{}/ready", self.ports.internal);
+        let url = match self.ready {
+            Ready::Internal => format!("http://{}/ready", self.ports.internal),
+            Ready::Http => format!("http://{}/ready", self.ports.http),
+            Ready::Running => {
+                std::thread::sleep(Duration::from_millis(500));
+                if let Some(status) = self.child.try_wait().expect("poll child") {
+                    panic!(
+                        "skein exited ({status}) right after it started:\n{}",
+                        self.log()
+                    );
+                }
+                return;
+            }
+        };
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("poll child") {
                 panic!(

@@ -1,0 +1,364 @@
+// Browser tests of Skein's web UI, run by tests/ui_browser.rs against a running `skein` with
+// known data (described by the JSON file in SKEIN_UI_DATA). Drives Debian's Chromium through
+// playwright-core (SKEIN_TEST_CHROMIUM, SKEIN_TEST_NODE_MODULES). Every console error fails.
+//
+//   SKEIN_UI_DATA=... SKEIN_TEST_CHROMIUM=/usr/bin/chromium \
+//   SKEIN_TEST_NODE_MODULES=ui/node_modules node tests/ui/ui.test.mjs
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const data = JSON.parse(readFileSync(process.env.SKEIN_UI_DATA ?? '', 'utf8'));
+const require = createRequire(path.join(process.env.SKEIN_TEST_NODE_MODULES ?? '', 'x.js'));
+const { chromium } = require('playwright-core');
+const T = data.traces;
+const base = data.url;
+
+/** @type {import('playwright-core').BrowserContext} */
+let context;
+/** @type {import('playwright-core').Page} */
+let page;
+/** Console errors and uncaught exceptions, with the page URL they happened on. */
+const problems = [];
+/** Failed loads the tests cause on purpose (a missing trace is a 404). */
+const expected404 = [T.missing, T.checkout];
+
+before(async () => {
+  // A fresh profile directory per run (playwright takes it as launchPersistentContext's
+  // first argument rather than as --user-data-dir).
+  const profile = process.env.SKEIN_UI_PROFILE || mkdtempSync(path.join(tmpdir(), 'skein-ui-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.SKEIN_TEST_CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 1440, height: 900 },
+    acceptDownloads: true,
+  });
+  page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  page.on('console', msg => {
+    if (msg.type() !== 'error') return;
+    const where = msg.location().url || '';
+    const isExpected404 = msg.text().includes('404') && expected404.some(id => where.includes(id));
+    if (!isExpected404) problems.push(`console error on ${page.url()}: ${msg.text()} (${where})`);
+  });
+  page.on('pageerror', err => problems.push(`uncaught exception on ${page.url()}: ${err.message}`));
+});
+
+after(async () => {
+  await context?.close();
+});
+
+const shot = name => page.screenshot({ path: path.join(data.screenshots, `${name}.png`), fullPage: false });
+const texts = loc => loc.allInnerTexts();
+const resultIds = async () => page.locator('#result-list a.result').evaluateAll(els => els.map(e => e.getAttribute('data-trace-id')));
+
+async function openSearch(query = '') {
+  await page.goto(`${base}/search${query}`);
+  await page.locator('#service[data-loaded="true"]').waitFor();
+  await page.locator('#result-list, .notice-empty, .notice-error').first().waitFor();
+}
+
+async function submitSearch() {
+  await page.click('#search-button');
+  await page.locator('#result-list, .notice-empty, .notice-error').first().waitFor();
+  await page.waitForFunction(() => !document.querySelector('.results .notice-loading'));
+}
+
+test('search page lists services and recent traces with summaries', async () => {
+  await openSearch();
+  const services = await page.locator('#service option').allInnerTexts();
+  for (const s of ['All services', 'frontend', 'checkout', 'payments', 'inventory', 'big-svc-0']) {
+    assert.ok(services.includes(s), `service list ${services} lacks ${s}`);
+  }
+  assert.ok(!services.includes('billing-b'), 'another tenant\'s service is listed');
+  const ids = await resultIds();
+  assert.ok(ids.includes(T.checkout), `recent traces ${ids} lack the checkout trace`);
+  const dots = await page.locator('#scatter circle.dot').count();
+  assert.equal(dots, ids.length, 'one scatter dot per trace');
+  assert.ok(await page.locator(`#scatter circle.dot-error[data-trace-id="${T.checkout}"]`).count() === 1, 'the failing trace is an error dot');
+
+  const row = page.locator(`a.result[data-trace-id="${T.checkout}"]`);
+  assert.equal(await row.locator('.root-service').innerText(), 'frontend');
+  assert.equal(await row.locator('.root-name').innerText(), 'GET /checkout');
+  assert.equal(await row.locator('.span-count').innerText(), '8 spans');
+  assert.equal(await row.locator('.error-count').innerText(), '1 error');
+  assert.match(await row.locator('.result-duration').innerText(), /^1\.2s$/);
+  assert.match(await row.innerText(), /minutes? ago/);
+  const pills = await texts(row.locator('.pill'));
+  assert.deepEqual(pills.map(p => p.replace(/\s+/g, ' ').trim()).sort(), ['checkout 3', 'frontend 3', 'payments 2']);
+  await shot('search');
+
+  await page.selectOption('#sort', 'spans');
+  await page.waitForURL(/sort=spans/);
+  await page.locator('#result-list').waitFor();
+  assert.equal((await resultIds())[0], T.big, 'most spans first puts the 10,000-span trace on top');
+  await page.selectOption('#sort', 'errors');
+  await page.waitForURL(/sort=errors/);
+  await page.locator('#result-list').waitFor();
+  assert.equal((await resultIds())[0], T.big, 'the big trace has the most errors');
+});
+
+test('search by service, then operation', async () => {
+  await openSearch();
+  await page.selectOption('#service', 'inventory');
+  await page.locator('#operation option', { hasText: 'reserve items' }).waitFor({ state: 'attached' });
+  await submitSearch();
+  assert.match(page.url(), /service=inventory/);
+  assert.deepEqual(await resultIds(), [T.linked]);
+  await page.selectOption('#operation', 'UPDATE stock');
+  await submitSearch();
+  assert.match(page.url(), /operation=UPDATE\+stock/);
+  assert.deepEqual(await resultIds(), [T.linked]);
+});
+
+test('search by duration keeps only traces within the bounds', async () => {
+  await openSearch();
+  await page.fill('#min-duration', '1s');
+  await page.fill('#max-duration', '1.5s');
+  await submitSearch();
+  assert.deepEqual(await resultIds(), [T.checkout]);
+  await page.fill('#max-duration', 'soon');
+  await page.click('#search-button');
+  assert.match(await page.locator('.form-error').innerText(), /not a duration/);
+});
+
+test('search by tag, with autocomplete of keys and values', async () => {
+  await openSearch();
+  await page.fill('#tags', 'order.');
+  await page.waitForFunction(() => [...document.querySelectorAll('#tag-suggestions option')].some(o => /** @type {HTMLOptionElement} */ (o).value === 'order.id='));
+  await page.fill('#tags', 'order.id=');
+  await page.waitForFunction(() => [...document.querySelectorAll('#tag-suggestions option')].some(o => /** @type {HTMLOptionElement} */ (o).value === 'order.id=ord-4242'));
+  await page.fill('#tags', 'order.id=ord-4242');
+  await submitSearch();
+  assert.deepEqual(await resultIds(), [T.checkout]);
+  await page.fill('#tags', 'order.id=nope-0000');
+  await submitSearch();
+  assert.match(await page.locator('.notice-empty').innerText(), /No traces match/);
+  await page.goBack();
+  await page.locator('#result-list').waitFor();
+  assert.deepEqual(await resultIds(), [T.checkout], 'back returns to the previous search');
+});
+
+test('a result opens the trace: header, critical path, expand and collapse', async () => {
+  await openSearch('?tags=order.id%3Dord-4242');
+  await page.click(`a.result[data-trace-id="${T.checkout}"]`);
+  await page.waitForURL(`**/trace/${T.checkout}`);
+  await page.locator('#waterfall-rows .row').first().waitFor();
+  assert.equal(await page.locator('#trace-title').innerText(), 'frontend: GET /checkout');
+  assert.equal(await page.locator('#stat-spans').innerText(), '8');
+  assert.equal(await page.locator('#stat-services').innerText(), '3');
+  assert.equal(await page.locator('#stat-depth').innerText(), '5');
+  assert.equal(await page.locator('#stat-errors').innerText(), '1');
+  assert.equal(await page.locator('#stat-duration').innerText(), '1.2s');
+  assert.equal(await page.locator('#warnings').count(), 0, 'a well-formed trace has no warnings');
+
+  const rows = page.locator('#waterfall-rows .row');
+  assert.equal(await rows.count(), 8);
+  const critical = await texts(page.locator('#waterfall-rows .row.critical .span-name'));
+  for (const name of ['GET /checkout', 'charge card', 'call bank', 'render page']) {
+    assert.ok(critical.includes(name), `critical path ${critical} lacks ${name}`);
+  }
+  assert.ok(!critical.includes('load cart'), 'a span that ran in the shadow of another is not critical');
+  assert.equal(await page.locator('#waterfall-rows .row.error .span-name').innerText(), 'charge card');
+  assert.ok((await page.locator('#waterfall-rows .row .kind-client').count()) >= 2, 'span kinds shown');
+
+  await page.locator('#waterfall-rows .row').first().locator('.toggle').click();
+  assert.equal(await rows.count(), 1, 'collapsing the root hides its subtree');
+  await page.click('#expand-all');
+  assert.equal(await rows.count(), 8);
+  await page.click('#collapse-all');
+  assert.equal(await rows.count(), 1);
+  await page.click('#expand-all');
+  assert.equal(await rows.count(), 8);
+});
+
+test('span details show attributes, events, exceptions and links; a link is followed', async () => {
+  await page.goto(`${base}/trace/${T.checkout}`);
+  await page.locator('#waterfall-rows .row').first().waitFor();
+  await page.locator('#waterfall-rows .row', { hasText: 'charge card' }).click();
+  const details = page.locator('#span-details');
+  await details.waitFor();
+  assert.equal(await page.locator('#details-name').innerText(), 'charge card');
+  assert.match(await page.locator('#details-status').innerText(), /error: card declined/);
+  assert.equal(await details.locator('.exc-type').innerText(), 'PaymentDeclined');
+  assert.equal(await details.locator('.exc-message').innerText(), 'card declined by issuer');
+  assert.match(await details.locator('.stacktrace').innerText(), /payments\/charge\.js:42:11/);
+  const events = await texts(details.locator('.event'));
+  assert.ok(events.some(e => /\+350ms\s+retry/.test(e) && /retry\.attempt\s+2/.test(e)), `events: ${events}`);
+  assert.ok(events.some(e => /\+750ms\s+exception/.test(e)), `events: ${events}`);
+  assert.match(page.url(), /span=a000000000000005/, 'the selected span is in the URL');
+  await shot('trace');
+
+  await page.locator('#waterfall-rows .row', { hasText: 'checkout' }).filter({ hasText: 'POST /api/checkout' }).filter({ has: page.locator('.kind-server') }).click();
+  assert.equal(await page.locator('#details-name').innerText(), 'POST /api/checkout');
+  const spanAttrs = await details.locator('#attrs-span').innerText();
+  assert.match(spanAttrs, /order\.id\s+ord-4242/);
+  assert.match(spanAttrs, /cart\.items\s+3/);
+  assert.match(await details.locator('#attrs-resource').innerText(), /host\.name\s+checkout-7f9c/);
+  assert.equal(await details.locator('#attrs-scope .scope-name').innerText(), 'checkout-instrumentation 1.2.0');
+  const link = details.locator('#details-links a.span-link');
+  assert.equal(await link.innerText(), `${T.linked} / ${data.linkedSpan}`);
+  assert.match(await details.locator('#details-links').innerText(), /link\.reason\s+reserved-by/);
+
+  await link.click();
+  await page.waitForURL(`**/trace/${T.linked}?span=${data.linkedSpan}`);
+  await page.locator('#span-details').waitFor();
+  assert.equal(await page.locator('#trace-title').innerText(), 'inventory: reserve items');
+  assert.equal(await page.locator('#details-name').innerText(), 'reserve items', 'the linked span is selected');
+  assert.equal(await page.locator('#waterfall-rows .row.selected .span-name').innerText(), 'reserve items');
+
+  await page.goBack();
+  await page.waitForURL(`**/trace/${T.checkout}**`);
+  await page.locator('#trace-title').waitFor();
+  assert.equal(await page.locator('#trace-title').innerText(), 'frontend: GET /checkout');
+});
+
+test('find in trace highlights and filters; download gives OTLP JSON', async () => {
+  await page.goto(`${base}/trace/${T.checkout}`);
+  await page.locator('#waterfall-rows .row').first().waitFor();
+  await page.fill('#find', 'ord-4242');
+  assert.equal(await page.locator('#find-count').innerText(), '1 of 8 spans match');
+  assert.equal(await page.locator('#waterfall-rows .row.match').count(), 1);
+  await page.check('#only-matches');
+  // The match and its ancestors.
+  assert.equal(await page.locator('#waterfall-rows .row').count(), 3);
+  assert.match(page.url(), /find=ord-4242/);
+  await page.fill('#find', '');
+  await page.uncheck('#only-matches');
+  assert.equal(await page.locator('#waterfall-rows .row').count(), 8);
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+  assert.equal(download.suggestedFilename(), `trace-${T.checkout}.json`);
+  const file = await download.path();
+  const doc = JSON.parse(readFileSync(file, 'utf8'));
+  const spans = doc.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans));
+  assert.equal(spans.length, 8);
+  assert.ok(spans.every(s => s.traceId === T.checkout));
+});
+
+test('trace quality warnings explain broken traces', async () => {
+  await page.goto(`${base}/trace/${T.broken}`);
+  await page.locator('#warnings').waitFor();
+  const kinds = await page.locator('#warnings .warning').evaluateAll(els => els.map(e => e.getAttribute('data-kind')));
+  assert.deepEqual(kinds, ['orphans', 'roots', 'skew']);
+  const text = await page.locator('#warnings').innerText();
+  assert.match(text, /parent.*missing/i);
+  assert.match(text, /context propagation/i);
+  assert.match(text, /2 root spans/);
+  assert.match(text, /clock skew/i);
+  assert.ok(await page.locator('#waterfall-rows .row .orphan-mark').count() === 1);
+});
+
+test('go to trace by ID from the header; a missing trace says so', async () => {
+  await page.goto(`${base}/map`);
+  await page.fill('#goto-id', ` ${T.checkout.toUpperCase()} `);
+  await page.press('#goto-id', 'Enter');
+  await page.waitForURL(`**/trace/${T.checkout}`);
+  await page.locator('#trace-title').waitFor();
+
+  await page.fill('#goto-id', T.missing);
+  await page.press('#goto-id', 'Enter');
+  await page.waitForURL(`**/trace/${T.missing}`);
+  const msg = page.locator('.notice-error');
+  await msg.waitFor();
+  assert.match(await msg.innerText(), new RegExp(`Trace ${T.missing} was not found`));
+  assert.match(await msg.innerText(), /switch the tenant/);
+
+  await page.fill('#goto-id', 'not-a-trace');
+  await page.press('#goto-id', 'Enter');
+  assert.equal(await page.locator('#goto-id').evaluate(el => /** @type {HTMLInputElement} */ (el).validity.valid), false);
+  assert.match(page.url(), new RegExp(`/trace/${T.missing}$`), 'an invalid ID does not navigate');
+});
+
+test('the 10,000-span trace opens in under 2 s and scrolls with few rows in the DOM', async () => {
+  await page.goto(`${base}/search`);
+  await page.locator('#service[data-loaded="true"]').waitFor();
+  const started = Date.now();
+  await page.fill('#goto-id', T.big);
+  await page.press('#goto-id', 'Enter');
+  await page.locator('#waterfall-rows .row').first().waitFor();
+  await page.waitForFunction(() => document.querySelector('#stat-spans')?.textContent === '10000');
+  const took = Date.now() - started;
+  const fetchMs = await page.evaluate(id => {
+    const e = performance.getEntriesByType('resource').filter(r => r.name.includes(`/api/v2/traces/${id}`)).pop();
+    return e ? Math.round(e.duration) : -1;
+  }, T.big);
+  console.log(`# 10,000-span trace rendered in ${took} ms (of which the API request ${fetchMs} ms)`);
+  assert.ok(took < 2000, `the 10,000-span trace took ${took} ms to open`);
+  const inDom = await page.locator('#waterfall-rows .row').count();
+  assert.ok(inDom > 10 && inDom < 200, `${inDom} rows in the DOM`);
+
+  const scroller = page.locator('#waterfall-scroll');
+  const height = await scroller.evaluate(el => el.scrollHeight);
+  assert.ok(height >= 10000 * 20, `the scroll area covers every row (${height}px)`);
+  const scrollStarted = Date.now();
+  for (let i = 1; i <= 20; i++) {
+    await scroller.evaluate((el, f) => { el.scrollTop = el.scrollHeight * f; }, i / 20);
+    await page.evaluate(() => new Promise(r => requestAnimationFrame(() => r(null))));
+  }
+  console.log(`# 20 scroll steps in ${Date.now() - scrollStarted} ms`);
+  const lastIndex = await page.locator('#waterfall-rows .row').last().getAttribute('data-span-id');
+  assert.ok(lastIndex, 'rows are drawn at the bottom');
+  assert.ok((await page.locator('#waterfall-rows .row').count()) < 200, 'still only the visible rows in the DOM');
+  await page.click('#collapse-all');
+  assert.equal(await page.locator('#waterfall-rows .row').count(), 1);
+  await page.click('#expand-all');
+  await shot('trace-10000-spans');
+});
+
+test('service map shows services and calls with counts', async () => {
+  await page.goto(`${base}/search`);
+  await page.click('a[data-tab="map"]');
+  await page.waitForURL('**/map');
+  await page.locator('#service-map').waitFor();
+  const nodes = await page.locator('#service-map .node').evaluateAll(els => els.map(e => e.getAttribute('data-service')));
+  for (const s of ['frontend', 'checkout', 'payments', 'big-svc-0']) assert.ok(nodes.includes(s), `map nodes ${nodes} lack ${s}`);
+  assert.ok(!nodes.includes('inventory'), 'a service with no calls to or from others is not drawn');
+  const edge = page.locator('#service-map .edge[data-parent="frontend"][data-child="checkout"]');
+  assert.equal(await edge.locator('.edge-label').textContent(), '1 call');
+  assert.equal(await page.locator('#service-map .edge[data-parent="checkout"][data-child="payments"] .edge-label').textContent(), '1 call');
+  await shot('service-map');
+  await page.selectOption('#map-range', '7d');
+  await page.waitForURL('**/map?range=7d');
+  await page.locator('#service-map').waitFor();
+  await page.locator('#service-map .node[data-service="payments"]').click();
+  await page.waitForURL('**/search?service=payments');
+});
+
+test('switching the tenant shows only that tenant\'s data, and is remembered', async () => {
+  await page.goto(`${base}/search`);
+  await page.locator('#service[data-loaded="true"]').waitFor();
+  await page.fill('#tenant', data.tenantB);
+  await page.press('#tenant', 'Enter');
+  await page.locator('#service[data-loaded="true"]').waitFor();
+  await page.locator('#result-list, .notice-empty').first().waitFor();
+  const services = (await page.locator('#service option').allInnerTexts()).filter(s => s !== 'All services');
+  assert.deepEqual(services, ['billing-b']);
+  assert.deepEqual(await resultIds(), [T.tenantB]);
+
+  await page.reload();
+  await page.locator('#service[data-loaded="true"]').waitFor();
+  assert.equal(await page.inputValue('#tenant'), data.tenantB, 'the tenant is remembered');
+  assert.deepEqual((await page.locator('#service option').allInnerTexts()).filter(s => s !== 'All services'), ['billing-b']);
+
+  await page.goto(`${base}/trace/${T.checkout}`);
+  await page.locator('.notice-error').waitFor();
+  assert.match(await page.locator('.notice-error').innerText(), /was not found/);
+
+  await page.fill('#tenant', '');
+  await page.press('#tenant', 'Enter');
+  await page.locator('#trace-title').waitFor();
+  assert.equal(await page.locator('#trace-title').innerText(), 'frontend: GET /checkout');
+});
+
+test('no console errors', () => {
+  assert.deepEqual(problems, []);
+});
