@@ -19,6 +19,7 @@
 //! and `GET /api/status/buildinfo`; other paths, and the whole Jaeger server for now, answer
 //! a JSON 404 (see [`api`]). Search and the Jaeger APIs are still to come.
 
+pub mod admin;
 pub mod api;
 mod error;
 pub mod jaeger;
@@ -72,6 +73,9 @@ pub struct QuerierConfig {
     /// again. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub ingester_resolve_interval: std::time::Duration,
+    /// Token of the admin API (`/api/admin/...`, per-tenant overrides), sent as
+    /// `Authorization: Bearer <token>`. Empty (the default): the admin API is disabled.
+    pub admin_token: String,
 }
 
 impl QuerierConfig {
@@ -102,6 +106,7 @@ impl Default for QuerierConfig {
             ingester_connect_timeout: std::time::Duration::from_secs(1),
             ingester_timeout: std::time::Duration::from_secs(10),
             ingester_resolve_interval: std::time::Duration::from_secs(10),
+            admin_token: String::new(),
         }
     }
 }

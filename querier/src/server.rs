@@ -60,6 +60,7 @@ pub async fn run(
         &config.index_cache_dir,
         config.index_cache_max_bytes,
     );
+    let admin = crate::admin::router(store.clone(), config.admin_token.clone());
     let lookup = Arc::new(TraceLookup::new(store, blocks, recent).with_tag_indexes(tag_indexes));
     let http_router = tempo::router(Arc::clone(&lookup))
         .nest(
@@ -67,6 +68,7 @@ pub async fn run(
             jaeger::router(Arc::clone(&lookup)).merge(jaeger_v3::router(Arc::clone(&lookup))),
         )
         .merge(crate::ui::router())
+        .merge(admin)
         .merge(api::router(build_info));
     let jaeger_router = jaeger::router(Arc::clone(&lookup))
         .merge(jaeger_v3::router(lookup))
