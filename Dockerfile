@@ -4,6 +4,7 @@
 #
 #   docker build -t skein:dev .
 #   docker run --rm -p 127.0.0.1:3200:3200 skein:dev
+#   docker run ... skein:dev --config /etc/skein/skein.toml --target ingester   (one role)
 #
 # Build facts reported by `skein version` and /api/status/buildinfo can be passed in:
 #   docker build --build-arg SKEIN_BUILD_REVISION=$(git rev-parse HEAD) ...
@@ -35,6 +36,11 @@ USER skein
 # Data (local blocks and the write-ahead log) goes to ./data, i.e. /var/lib/skein/data.
 WORKDIR /var/lib/skein
 VOLUME ["/var/lib/skein/data"]
-#      API   Jaeger OTLP gRPC, HTTP
-EXPOSE 3200 16686 4317 4318
+# API and UI 3200, ingester internal API 3201 (queriers read recent data there: bind it with
+# ingester.internal_listen = "0.0.0.0:3201" in a cluster), Jaeger 16686, OTLP gRPC 4317 and
+# HTTP 4318.
+EXPOSE 3200 3201 16686 4317 4318
+# SIGTERM (docker stop) stops accepting, flushes every live trace to object storage and exits;
+# give it time: `docker stop -t 40`, or `stop_grace_period: 40s` in compose.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/skein"]
