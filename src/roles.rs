@@ -46,6 +46,15 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
         ),
         false => None,
     };
+    if let Some(ingester) = &ingester {
+        ingester.set_overrides(Arc::clone(&overrides));
+    }
+    // Every role of the process reads the same overrides; keep them fresh.
+    tokio::spawn(skein_compactor::refresh_overrides(
+        Arc::clone(&overrides),
+        config.compactor.overrides_refresh,
+        shutdown.clone(),
+    ));
     let mut recent: Vec<Arc<dyn skein_storage::recent::RecentData>> = ingester
         .iter()
         .map(|i| Arc::clone(i) as Arc<dyn skein_storage::recent::RecentData>)
@@ -82,7 +91,7 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
             }
             Role::Compactor => {
                 let compactor = config.compactor.clone();
-                let overrides = std::sync::Arc::clone(&overrides);
+                let overrides = Arc::clone(&overrides);
                 tasks.spawn(role, async move {
                     skein_compactor::run(compactor, store, overrides, shutdown).await;
                     Ok(())

@@ -7,7 +7,12 @@ use common::{Options, Skein};
 #[test]
 fn a_fixture_sent_over_http_json_reads_back_from_recent_data() {
     let dir = tempfile::tempdir().unwrap();
-    let skein = Skein::start(dir.path(), &Options::default());
+    // The fixture is from 2022: a retention long enough to accept it.
+    let opts = Options {
+        extra: "[compactor]\nretention = \"36500days\"\n".into(),
+        ..Options::default()
+    };
+    let skein = Skein::start(dir.path(), &opts);
     let body = common::fixture("otlp-json/vulture-trace.json");
     let resp = ureq::post(&skein.otlp_http_url())
         .header("Content-Type", "application/json")

@@ -39,7 +39,9 @@ fn tempo_trace_by_id_before_and_after_the_block_is_written() {
         ingester: "trace_idle_period = \"200ms\"\nmax_block_duration = \"500ms\"\ncut_interval = \"100ms\"\n\
                    complete_block_timeout = \"1s\"\n"
             .into(),
-        extra: "[querier]\nblock_list_refresh = \"500ms\"\n".into(),
+        // The fixture is from 2022: a retention long enough to accept and keep it.
+        extra: "[querier]\nblock_list_refresh = \"500ms\"\n[compactor]\nretention = \"36500days\"\n"
+            .into(),
         ..Options::default()
     };
     let skein = Skein::start(dir.path(), &opts);

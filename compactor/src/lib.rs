@@ -346,3 +346,22 @@ pub async fn run(
     }
     tracing::info!("compactor stopped");
 }
+
+/// Re-reads `overrides` every `interval` until `shutdown`, so that a change of the overrides
+/// file or of the stored overrides applies without a restart. Errors are logged; the previous
+/// values stay in force.
+pub async fn refresh_overrides(
+    overrides: Arc<Overrides>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if let Err(e) = overrides.refresh().await {
+            tracing::warn!(error = %e, "cannot refresh overrides; keeping the previous ones");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval.max(Duration::from_millis(100))) => {}
+        }
+    }
+}

@@ -207,6 +207,8 @@ pub struct Ingester {
     unflushed_bytes: AtomicU64,
     accepting: AtomicBool,
     metrics: Metrics,
+    /// Per-tenant retention; spans older than it are refused. Unset: no age limit.
+    overrides: std::sync::OnceLock<Arc<skein_storage::overrides::Overrides>>,
 }
 
 const WAL_FORMAT: u8 = 1;
@@ -270,6 +272,7 @@ impl Ingester {
             unflushed_bytes: AtomicU64::new(0),
             accepting: AtomicBool::new(true),
             metrics: Metrics::new(),
+            overrides: std::sync::OnceLock::new(),
         });
         let now = Instant::now();
         let (mut records, mut spans) = (0u64, 0u64);
@@ -324,6 +327,12 @@ impl Ingester {
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect()
+    }
+
+    /// Applies `overrides`' retention from now on: spans that ended longer ago than their
+    /// tenant's retention are refused (reason `too_old`). Set once; later calls are ignored.
+    pub fn set_overrides(&self, overrides: Arc<skein_storage::overrides::Overrides>) {
+        let _ = self.overrides.set(overrides);
     }
 
     fn refuse(&self, tenant: &TenantId, reason: &str, n: u64) {
@@ -407,6 +416,16 @@ impl Ingester {
         }
 
         let mut v = validate(request, limits.max_attribute_value_bytes);
+        if let Some(o) = self.overrides.get() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            crate::validate::refuse_too_old(
+                &mut v,
+                now.saturating_sub(o.retention(tenant).as_nanos() as u64),
+            );
+        }
         let total = v.spans.len() as u64 + v.refused.total();
         let bytes_per_span = body_len as u64 / total.max(1);
 

@@ -98,6 +98,21 @@ pub struct Validated {
     pub modified: bool,
 }
 
+/// Refuses the spans that ended before `oldest_end_unix_nano` (now minus the tenant's
+/// retention): the next compaction cycle would delete them, so storing them would only
+/// look like success.
+pub fn refuse_too_old(v: &mut Validated, oldest_end_unix_nano: u64) {
+    let before = v.spans.len();
+    v.spans.retain(|s| {
+        s.span.end_time_unix_nano.max(s.span.start_time_unix_nano) >= oldest_end_unix_nano
+    });
+    let n = (before - v.spans.len()) as u64;
+    if n > 0 {
+        v.refused.add(Refusal::TooOld, n);
+        v.modified = true;
+    }
+}
+
 fn valid_id(id: &[u8], len: usize) -> bool {
     id.len() == len && id.iter().any(|b| *b != 0)
 }
@@ -206,6 +221,28 @@ mod tests {
             span_id: id,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn spans_older_than_the_retention_are_refused_and_counted() {
+        let at = |end: u64| Span {
+            end_time_unix_nano: end,
+            start_time_unix_nano: end.saturating_sub(5),
+            ..span(vec![1; 16], vec![end as u8 + 1; 8])
+        };
+        let mut v = validate(req(vec![at(10), at(100), at(99), at(200)]), 100);
+        refuse_too_old(&mut v, 100);
+        assert_eq!(v.spans.len(), 2);
+        assert_eq!(v.refused.0, vec![(Refusal::TooOld, 2)]);
+        assert!(
+            v.modified,
+            "the request is re-encoded without the refused spans"
+        );
+        assert!(
+            v.refused
+                .message()
+                .contains("older than the tenant's retention")
+        );
     }
 
     #[test]
