@@ -150,3 +150,30 @@ fn unknown_keys_are_rejected_with_a_message_naming_them() {
     let message = format!("{err:#}");
     assert!(message.contains("bucket"), "{message}");
 }
+
+#[test]
+fn the_querier_ingester_list_comes_from_the_file_or_a_comma_separated_variable() {
+    let from_file = load(
+        "[querier]\ningesters = [\"ingester-1:3201\", \"10.0.0.2:3201\"]\n",
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        from_file.config.querier.ingesters,
+        ["ingester-1:3201", "10.0.0.2:3201"]
+    );
+    let from_env = load(
+        "",
+        &[(
+            "SKEIN_QUERIER__INGESTERS",
+            "ingester-1:3201, ingester-2:3201",
+        )],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        from_env.config.querier.ingesters,
+        ["ingester-1:3201", "ingester-2:3201"]
+    );
+    let err = load("[querier]\ningesters = 3201\n", &[]).unwrap_err();
+    assert!(format!("{err:#}").contains("ingesters"), "{err:#}");
+}

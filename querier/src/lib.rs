@@ -62,6 +62,9 @@ pub struct QuerierConfig {
     /// Ingesters in other processes whose recent data queries merge in, as `host:port` of
     /// their internal API (`ingester.internal_listen`). A name that resolves to several
     /// addresses stands for all of them. Default empty: only an ingester in this process.
+    /// A comma-separated string is accepted too, so that an environment variable
+    /// (`SKEIN_QUERIER__INGESTERS=ingester-1:3201,ingester-2:3201`) can set it.
+    #[serde(deserialize_with = "list_or_commas")]
     pub ingesters: Vec<String>,
     /// Longest wait to connect to an ingester (or resolve its name). Default `1s`.
     #[serde(with = "humantime_serde")]
@@ -76,6 +79,27 @@ pub struct QuerierConfig {
     /// Token of the admin API (`/api/admin/...`, per-tenant overrides), sent as
     /// `Authorization: Bearer <token>`. Empty (the default): the admin API is disabled.
     pub admin_token: String,
+}
+
+/// A list of strings, or one string of comma-separated items.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(d)? {
+        ListOrCommas::List(list) => list,
+        ListOrCommas::Commas(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl QuerierConfig {
@@ -94,7 +118,6 @@ impl QuerierConfig {
             .collect()
     }
 }
-
 
 impl Default for QuerierConfig {
     fn default() -> Self {
