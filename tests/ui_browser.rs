@@ -390,6 +390,8 @@ fn load_fixtures(skein: &Skein, now: u64) -> Vec<String> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
+    // Most fixture files are variants of one recorded trace (same IDs, different attributes):
+    // each gets trace IDs of its own, so each is one whole trace in the UI.
     let mut ids = Vec::new();
     for (i, path) in files.iter().enumerate() {
         let text = std::fs::read_to_string(path).expect("read fixture");
@@ -397,6 +399,15 @@ fn load_fixtures(skein: &Skein, now: u64) -> Vec<String> {
         let start = min_start(&v).expect("fixture has spans");
         let target = now as i128 - 30 * 60 * 1_000_000_000 + i as i128 * 60 * 1_000_000_000;
         shift_times(&mut v, target - start);
+        for rs in v["resourceSpans"].as_array_mut().expect("resourceSpans") {
+            for ss in rs["scopeSpans"].as_array_mut().expect("scopeSpans") {
+                for sp in ss["spans"].as_array_mut().expect("spans") {
+                    let old = sp["traceId"].as_str().expect("traceId").to_lowercase();
+                    sp["traceId"] =
+                        json!(format!("{:08x}{}", 0xf1f1_0000_u32 + i as u32, &old[8..]));
+                }
+            }
+        }
         send(skein, None, &v);
         ids.push(first_trace_id(&v));
     }
@@ -545,4 +556,27 @@ fn web_ui_in_headless_chromium() {
         ),
         None => panic!("browser tests did not finish within 300 s:\n{log}"),
     }
+}
+
+/// The UI's pure modules (span tree, critical path, warnings) under node's test runner.
+#[test]
+fn web_ui_model_unit_tests() {
+    if tools().is_none() {
+        return;
+    }
+    let node = std::env::var("SKEIN_TEST_NODE").unwrap_or_else(|_| "node".to_owned());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&node)
+        .arg("--test")
+        .arg(root.join("tests/ui/model.test.mjs"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("start {node}: {e}"));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "ui model tests failed:\n{log}");
+    assert!(log.contains("# fail 0"), "no test result in:\n{log}");
 }

@@ -83,8 +83,8 @@ function draw(edges, width) {
   /** @type {string[][]} */
   const cols = Array.from({ length: columns }, () => []);
   for (const n of names) cols[level.get(n) || 0].push(n);
-  const NW = 170, NH = 40, GAPY = 34;
-  const W = Math.max(width - 40, columns * (NW + 90));
+  const NW = 160, NH = 40, GAPY = 34;
+  const W = Math.max(width - 40, columns * (NW + 50));
   const H = Math.max(...cols.map(c => c.length)) * (NH + GAPY) + 60;
   /** @type {Map<string, {x: number, y: number}>} */
   const pos = new Map();

@@ -296,6 +296,9 @@ async function runSearch(ctx, q, win, out) {
     h('div', { class: 'results-bar' },
       h('span', { class: 'count', id: 'result-count' }, `${traces.length} trace${traces.length === 1 ? '' : 's'}`),
       h('span', { class: 'muted' }, ` in ${Math.round(took)} ms`),
+      traces.length >= Number(q.get('limit') || 20)
+        ? h('span', { class: 'muted', id: 'limit-note' }, ' · the limit was reached: raise it, or narrow the search, to see all matches')
+        : null,
       h('label', { class: 'sort' }, 'Sort ', sortSelect)),
     h('ol', { class: 'result-list', id: 'result-list' }, ...sorted.map(resultRow)));
 }
@@ -315,7 +318,7 @@ function resultRow(t) {
       h('div', { class: 'result-meta' },
         h('span', { title: fmtTime(ms) }, fmtAgo(ms)),
         h('span', { class: 'muted' }, fmtTime(ms)),
-        h('span', { class: 'span-count' }, `${t.spanCount ?? '?'} spans`),
+        h('span', { class: 'span-count' }, `${t.spanCount ?? '?'} span${t.spanCount === 1 ? '' : 's'}`),
         errors ? h('span', { class: 'error-count' }, `${errors} error${errors === 1 ? '' : 's'}`) : h('span', { class: 'muted' }, 'no errors'),
         h('span', { class: 'trace-id mono' }, t.traceID)),
       h('div', { class: 'pills' }, ...stats.map(([svc, s]) =>
