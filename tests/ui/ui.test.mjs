@@ -96,6 +96,14 @@ test('search page lists services and recent traces with summaries', async () => 
   assert.deepEqual(pills.map(p => p.replace(/\s+/g, ' ').trim()).sort(), ['checkout 3', 'frontend 3', 'payments 2']);
   await shot('search');
 
+  assert.equal(await page.locator('#operation').isDisabled(), true, 'operations wait for a service');
+
+  await page.locator(`#scatter circle[data-trace-id="${T.checkout}"]`).click();
+  await page.waitForURL(`**/trace/${T.checkout}`);
+  await page.locator('#trace-title').waitFor();
+  await page.goBack();
+  await page.locator('#result-list').waitFor();
+
   await page.selectOption('#sort', 'spans');
   await page.waitForURL(/sort=spans/);
   await page.locator('#result-list').waitFor();
@@ -128,6 +136,28 @@ test('search by duration keeps only traces within the bounds', async () => {
   await page.fill('#max-duration', 'soon');
   await page.click('#search-button');
   assert.match(await page.locator('.form-error').innerText(), /not a duration/);
+});
+
+test('search in a custom time range', async () => {
+  await openSearch();
+  await page.selectOption('#range', 'custom');
+  const local = ms => {
+    const d = new Date(ms);
+    const p = n => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  };
+  // The inputs are in the browser's time zone, which is this process's.
+  await page.fill('#from', local(Date.now() - 150_000));
+  await page.fill('#to', local(Date.now() + 60_000));
+  await submitSearch();
+  assert.match(page.url(), /range=custom&start=\d+&end=\d+/);
+  const ids = await resultIds();
+  assert.ok(ids.includes(T.checkout), `the last 2.5 minutes hold the checkout trace: ${ids}`);
+  assert.ok(!ids.includes(T.linked), 'the inventory trace (5 minutes old) is outside the range');
+  await page.fill('#from', local(Date.now()));
+  await page.fill('#to', local(Date.now() - 3_600_000));
+  await page.click('#search-button');
+  assert.match(await page.locator('.form-error').innerText(), /start before the end/);
 });
 
 test('search by tag, with autocomplete of keys and values', async () => {
@@ -169,6 +199,18 @@ test('a result opens the trace: header, critical path, expand and collapse', asy
   assert.ok(!critical.includes('load cart'), 'a span that ran in the shadow of another is not critical');
   assert.equal(await page.locator('#waterfall-rows .row.error .span-name').innerText(), 'charge card');
   assert.ok((await page.locator('#waterfall-rows .row .kind-client').count()) >= 2, 'span kinds shown');
+
+  // Dragging across the minimap zooms the time axis; the reset button undoes it.
+  const box = await page.locator('#minimap canvas').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + 20);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.75, box.y + 25, { steps: 4 });
+  await page.mouse.up();
+  await page.locator('#zoom-reset').waitFor();
+  assert.match(await page.locator('.wf-axis .tick').first().innerText(), /^(5\d\d|6\d\d)ms$/, 'the axis starts about half-way');
+  await page.click('#zoom-reset');
+  assert.equal(await page.locator('.wf-axis .tick').first().innerText(), '0ns');
+  assert.equal(await page.locator('#zoom-reset').isHidden(), true);
 
   await page.locator('#waterfall-rows .row').first().locator('.toggle').click();
   assert.equal(await rows.count(), 1, 'collapsing the root hides its subtree');

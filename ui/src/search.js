@@ -80,8 +80,8 @@ export function renderSearch(ctx) {
 function searchForm(ctx, q, win) {
   const service = h('select', { id: 'service', name: 'service', 'aria-label': 'Service' },
     h('option', { value: ALL }, 'All services'));
-  const operation = h('select', { id: 'operation', name: 'operation', 'aria-label': 'Operation' },
-    h('option', { value: '' }, 'All operations'));
+  const operation = h('select', { id: 'operation', name: 'operation', 'aria-label': 'Operation', disabled: !q.get('service') },
+    h('option', { value: '' }, q.get('service') ? 'All operations' : 'Choose a service first'));
   const tags = h('input', {
     id: 'tags', name: 'tags', value: q.get('tags') || '', list: 'tag-suggestions', spellcheck: 'false',
     placeholder: 'http.status_code=500 error=true', autocomplete: 'off',
@@ -116,7 +116,8 @@ function searchForm(ctx, q, win) {
 
   /** @param {string} svc @param {string} selected */
   function loadOperations(svc, selected) {
-    operation.replaceChildren(h('option', { value: '' }, 'All operations'));
+    operation.replaceChildren(h('option', { value: '' }, svc ? 'All operations' : 'Choose a service first'));
+    operation.disabled = !svc;
     if (!svc) return;
     api.operations(svc, ctx.signal).then(ops => {
       const names = ops.slice().sort();
