@@ -64,6 +64,7 @@ function logfmt(k, v) {
 
 /** @param {import('./app.js').ViewContext} ctx */
 export function renderSearch(ctx) {
+  document.title = 'Search · Skein';
   const q = ctx.url.searchParams;
   const win = windowOf(q);
   const form = searchForm(ctx, q, win);

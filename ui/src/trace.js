@@ -164,6 +164,9 @@ class TraceView {
       h('div', { class: 'trace-body' }, waterfall, this.details)));
 
     this.scroller.addEventListener('scroll', () => this.paint(), { passive: true });
+    window.addEventListener('keydown', e => {
+      if (e.key === 'Escape' && this.selected && !(e.target instanceof HTMLInputElement)) this.select(null, false);
+    }, { signal: this.ctx.signal });
     this.rowsEl.addEventListener('click', e => this.onRowClick(e));
     const ro = new ResizeObserver(() => {
       this.drawMinimap();
@@ -249,7 +252,7 @@ class TraceView {
         toggle,
         h('span', { class: 'svc-bar', style: `background:${colour}` }),
         h('span', { class: 'span-service' }, s.service),
-        h('span', { class: 'span-name' }, s.name),
+        h('span', { class: 'span-name', title: s.name }, s.name),
         s.kind > 1 ? h('span', { class: `kind kind-${KINDS[s.kind]}` }, KINDS[s.kind]) : null,
         s.error ? h('span', { class: 'error-mark', title: s.statusMessage || 'error' }, '!') : null,
         hasKids && this.collapsed.has(s) ? h('span', { class: 'hidden-count' }, `+${countDescendants(s)}`) : null,
