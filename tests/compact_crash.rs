@@ -28,7 +28,7 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
                 &bucket,
                 t,
                 seed + i as u64,
-                300,
+                150,
                 12,
                 Duration::from_secs(3 * 3600),
             )
