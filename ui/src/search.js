@@ -302,7 +302,26 @@ async function runSearch(ctx, q, win, out) {
         ? h('span', { class: 'muted', id: 'limit-note' }, ' · the limit was reached: raise it, or narrow the search, to see all matches')
         : null,
       h('label', { class: 'sort' }, 'Sort ', sortSelect)),
-    h('ol', { class: 'result-list', id: 'result-list' }, ...sorted.map(resultRow)));
+    resultList(sorted));
+}
+
+/** Rows are drawn in pages, so a search with a limit of thousands stays quick to show. */
+const PAGE = 200;
+
+/** @param {TraceSummary[]} sorted */
+function resultList(sorted) {
+  const list = h('ol', { class: 'result-list', id: 'result-list' });
+  const more = h('button', { type: 'button', id: 'show-more', class: 'show-more' });
+  let shown = 0;
+  const next = () => {
+    list.append(...sorted.slice(shown, shown + PAGE).map(resultRow));
+    shown = Math.min(sorted.length, shown + PAGE);
+    more.hidden = shown >= sorted.length;
+    more.textContent = `Show ${Math.min(PAGE, sorted.length - shown)} more (${sorted.length - shown} not shown)`;
+  };
+  more.addEventListener('click', next);
+  next();
+  return h('div', {}, list, more);
 }
 
 /** @param {TraceSummary} t */

@@ -164,8 +164,18 @@ class TraceView {
       h('div', { class: 'trace-body' }, waterfall, this.details)));
 
     this.scroller.addEventListener('scroll', () => this.paint(), { passive: true });
+    // Keyboard: Escape closes the details, arrow keys move the selection through the rows.
     window.addEventListener('keydown', e => {
-      if (e.key === 'Escape' && this.selected && !(e.target instanceof HTMLInputElement)) this.select(null, false);
+      if (!this.selected || e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+      if (e.key === 'Escape') {
+        this.select(null, false);
+      } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        const i = this.rows.indexOf(this.selected) + (e.key === 'ArrowDown' ? 1 : -1);
+        if (i >= 0 && i < this.rows.length) {
+          e.preventDefault();
+          this.select(this.rows[i], true);
+        }
+      }
     }, { signal: this.ctx.signal });
     this.rowsEl.addEventListener('click', e => this.onRowClick(e));
     const ro = new ResizeObserver(() => {
@@ -259,6 +269,13 @@ class TraceView {
         s.orphan ? h('span', { class: 'orphan-mark', title: 'Parent span missing from the trace' }, 'orphan') : null),
       h('div', { class: 'wf-timeline' },
         h('div', { class: 'bar', style: `left:${left}%;width:${width}%;background:${colour}` }),
+        // Events as ticks on the timeline (at most a few dozen per row, so a chatty span
+        // stays cheap to draw).
+        ...s.events.slice(0, 40).map(e => h('span', {
+          class: e.name === 'exception' ? 'event-tick exception' : 'event-tick',
+          style: `left:${((e.offset - start) / span) * 100}%`,
+          title: `${e.name} at +${fmtDuration(e.offset - s.start)}`,
+        })),
         h('span', { class: labelClass, style: labelStyle }, fmtDuration(s.duration))));
   }
 
