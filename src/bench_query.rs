@@ -77,6 +77,10 @@ pub struct BenchQueryArgs {
     /// Threads generating and encoding blocks; default: one per core.
     #[arg(long)]
     pub encoders: Option<usize>,
+    /// Give every block a tag index, as compacted blocks have, and let the queries use it
+    /// (unpacked under `<dir>/index-cache`). Compare with a run without it on the same seed.
+    #[arg(long)]
+    pub tag_index: bool,
 }
 
 /// A trace known to be in the dataset.
@@ -104,6 +108,12 @@ struct Manifest {
     services: BTreeSet<String>,
     routes: BTreeSet<String>,
     samples: Vec<KnownTrace>,
+    /// Blocks carry tag indexes.
+    #[serde(default)]
+    tag_index: bool,
+    /// Bytes of the tag indexes.
+    #[serde(default)]
+    index_bytes: u64,
 }
 
 impl Manifest {
@@ -113,6 +123,7 @@ impl Manifest {
             && self.seed == args.seed
             && self.spans_requested == args.spans
             && self.blocks == args.blocks
+            && self.tag_index == args.tag_index
     }
 }
 
@@ -222,7 +233,7 @@ async fn bench(args: BenchQueryArgs) -> anyhow::Result<()> {
     );
     let mut rng = Rng::new(args.seed ^ 0x5eed);
     for kind in Kind::ALL {
-        let lookup = Arc::new(TraceLookup::new(store.clone(), Arc::clone(&blocks), vec![]));
+        let lookup = Arc::new(new_lookup(&args, &store, &blocks));
         let q = ctx.query(kind, &lookup, &mut rng).await?;
         println!(
             "{:<34} {:>9.1} {:>7} {:>10} {:>10.0}",
@@ -235,7 +246,7 @@ async fn bench(args: BenchQueryArgs) -> anyhow::Result<()> {
     }
 
     // Warm-up: a querier that has run for a while has every block's bloom filter and footer.
-    let lookup = Arc::new(TraceLookup::new(store.clone(), Arc::clone(&blocks), vec![]));
+    let lookup = Arc::new(new_lookup(&args, &store, &blocks));
     let started = Instant::now();
     let mut warmed = 0;
     for block in 0..ctx.manifest.blocks {
@@ -314,6 +325,19 @@ async fn bench(args: BenchQueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A querier's lookup over the dataset, using tag indexes when the blocks have them.
+fn new_lookup(args: &BenchQueryArgs, store: &Store, blocks: &Arc<BlockList>) -> TraceLookup {
+    let lookup = TraceLookup::new(store.clone(), Arc::clone(blocks), vec![]);
+    match args.tag_index {
+        true => lookup.with_tag_indexes(skein_querier::tagcache::TagIndexCache::new(
+            store.clone(),
+            &args.dir.join("index-cache"),
+            u64::MAX,
+        )),
+        false => lookup,
+    }
+}
+
 /// The manifest at `path` when it describes the dataset these arguments ask for and the store
 /// still holds all of its blocks; otherwise `None`, after deleting whatever the tenant has.
 async fn reusable(
@@ -377,6 +401,7 @@ async fn generate(
     for _ in 0..encoders {
         let (next, tx, tenant) = (Arc::clone(&next), tx.clone(), tenant.clone());
         let (spans_total, blocks, seed) = (args.spans, args.blocks, args.seed);
+        let tag_index = args.tag_index;
         workers.push(tokio::task::spawn_blocking(move || {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -394,7 +419,11 @@ async fn generate(
                 );
                 let spans = generator.spans(n as usize);
                 let facts = block_facts(&spans, i, samples_per_block);
-                let item = encode_block(&tenant, spans, &WriteOptions::default())
+                let opts = WriteOptions {
+                    tag_index,
+                    ..WriteOptions::default()
+                };
+                let item = encode_block(&tenant, spans, &opts)
                     .map(|b| (b, facts))
                     .map_err(anyhow::Error::from);
                 if tx.blocking_send(item).is_err() {
@@ -420,12 +449,15 @@ async fn generate(
         services: BTreeSet::new(),
         routes: BTreeSet::new(),
         samples: Vec::new(),
+        tag_index: args.tag_index,
+        index_bytes: 0,
     };
     let mut done = 0;
     let every = (args.blocks / 20).max(1);
     while let Some(item) = rx.recv().await {
         let (block, facts) = item?;
         m.data_bytes += block.data.len() as u64;
+        m.index_bytes += block.index.as_ref().map_or(0, |i| i.len() as u64);
         writer.upload(block).await?;
         m.spans += facts.spans;
         m.traces += facts.traces;
@@ -543,6 +575,17 @@ fn print_facts(args: &BenchQueryArgs, m: &Manifest, store_name: &str) {
         m.generate_seconds,
         m.seed
     );
+    if m.tag_index {
+        println!(
+            "  tag indexes: {:.1} MiB, {:.1}% of data.parquet ({:.1} bytes/span); searches and \
+             listings use them",
+            m.index_bytes as f64 / 1_048_576.0,
+            100.0 * m.index_bytes as f64 / m.data_bytes.max(1) as f64,
+            m.index_bytes as f64 / m.spans.max(1) as f64
+        );
+    } else {
+        println!("  no tag indexes: searches and listings scan the blocks");
+    }
     println!("  \"last hour\" below means the last hour of the dataset, not of the clock");
 }
 
@@ -751,7 +794,7 @@ impl Bench {
                     self.measure(lookup.search(&self.tenant, &q)).await;
                 let r = result?;
                 let n = r.traces.len() as u64;
-                Ok(Query::new(elapsed, counts, n, r.inspected_traces, n > 0))
+                Ok(Query::new(elapsed, counts, n, r.read_traces, n > 0))
             }
             Kind::TagValues => {
                 let window = self.last_hour();

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use skein_storage::query::{Semantics, TraceQuery, TraceSummary, span_has_tag};
-use skein_storage::tagindex::{IndexQuery, Scope, TagIndex};
+use skein_storage::tagindex::{IndexQuery, Scope, TagIndex, TraceHit};
 use skein_storage::{BlockId, BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
 
 use crate::error::Result;
@@ -31,8 +31,10 @@ use crate::lookup::TraceLookup;
 pub struct SearchResult {
     /// Matching traces, newest first.
     pub traces: Vec<TraceSummary>,
-    /// Traces looked at.
+    /// Candidate traces decided.
     pub inspected_traces: u64,
+    /// Of those, traces read whole (the others were decided from a tag index).
+    pub read_traces: u64,
     /// Blocks searched.
     pub inspected_blocks: u64,
 }
@@ -75,9 +77,8 @@ struct Candidate {
     id: TraceId,
     /// An upper bound of the trace's start: the earliest start of its spans seen here.
     start_bound: u64,
-    /// Found by the block's tag index: the index, the trace's position, and whether a
-    /// matching span also satisfies the span-level duration bounds.
-    indexed: Option<(Arc<TagIndex>, u32, bool)>,
+    /// Found by the block's tag index: the index and what it knows of the trace.
+    indexed: Option<(Arc<TagIndex>, TraceHit)>,
 }
 
 /// The traces decided so far that make the cut: at most `limit`, newest first.
@@ -112,32 +113,35 @@ impl TopTraces {
 }
 
 impl TraceLookup {
-    /// The candidates of one block, from its tag index when it has one.
+    /// The candidates of one block, from its tag index when it has one and it can answer.
     async fn candidates_in(&self, meta: BlockMeta, query: &TraceQuery) -> Result<Vec<Candidate>> {
         if let Some(index) = self.tag_index(&meta).await {
+            let span_level = query.semantics == Semantics::Span;
             let q = IndexQuery {
                 service_name: query.service_name.clone(),
                 span_name: query.span_name.clone(),
                 tags: query.tags.clone(),
                 span_start: span_window(query),
-                min_duration_nanos: query.min_duration_nanos,
-                max_duration_nanos: query.max_duration_nanos,
+                min_duration_nanos: query.min_duration_nanos.filter(|_| span_level),
+                max_duration_nanos: query.max_duration_nanos.filter(|_| span_level),
             };
             let searched = Arc::clone(&index);
             let hits = tokio::task::spawn_blocking(move || searched.search(&q))
                 .await
                 .map_err(skein_storage::Error::from)??;
-            return Ok(hits
-                .into_iter()
-                .filter_map(|h| {
-                    let summary = index.summary(h.ordinal)?;
-                    Some(Candidate {
-                        id: summary.trace_id,
-                        start_bound: summary.start_unix_nano,
-                        indexed: Some((Arc::clone(&index), h.ordinal, h.span_match)),
+            if let Some(hits) = hits {
+                return Ok(hits
+                    .into_iter()
+                    .filter_map(|h| {
+                        let summary = index.summary(h.ordinal)?;
+                        Some(Candidate {
+                            id: summary.trace_id,
+                            start_bound: summary.start_unix_nano,
+                            indexed: Some((Arc::clone(&index), h)),
+                        })
                     })
-                })
-                .collect());
+                    .collect());
+            }
         }
         let filter = ScanFilter {
             start_unix_nano: span_window(query).map(|w| w.0),
@@ -172,17 +176,23 @@ impl TraceLookup {
         block: BlockId,
         full_reads: &mut usize,
     ) -> Result<Option<TraceSummary>> {
-        if let Some((index, ordinal, span_match)) = &c.indexed
-            && self.only_in(tenant, &c.id, block).await?
-        {
-            let Some(summary) = index.summary(*ordinal) else {
-                return Ok(None);
+        if let Some((index, hit)) = &c.indexed {
+            // What the index alone says, when it knows.
+            let verdict = match query.semantics {
+                Semantics::Span if hit.certain => hit.span_match,
+                Semantics::Span => None,
+                Semantics::Trace => index
+                    .summary(hit.ordinal)
+                    .map(|summary| trace_level_match(query, summary)),
             };
-            let matches = match query.semantics {
-                Semantics::Span => *span_match,
-                Semantics::Trace => trace_level_match(query, summary),
-            };
-            return Ok(matches.then(|| summary.clone()));
+            if let Some(matches) = verdict
+                && self.only_in(tenant, &c.id, block).await?
+            {
+                return Ok(match matches {
+                    true => index.summary(hit.ordinal).cloned(),
+                    false => None,
+                });
+            }
         }
         *full_reads += 1;
         let spans = self.find(tenant, &c.id, None).await?;
@@ -292,6 +302,7 @@ impl TraceLookup {
             }
         }
         result.traces = top.traces;
+        result.read_traces = full_reads as u64;
         Ok(result)
     }
 }
@@ -424,7 +435,7 @@ impl TraceLookup {
     ) -> Result<Vec<T>>
     where
         T: Send + 'static,
-        I: Fn(&TagIndex) -> skein_storage::Result<T> + Clone + Send + Sync + 'static,
+        I: Fn(&TagIndex) -> skein_storage::Result<Option<T>> + Clone + Send + Sync + 'static,
         F: Fn(&mut T, &SpanRecord) + Clone + Send + Sync + 'static,
     {
         let blocks = self.blocks().blocks(tenant).await?;
@@ -439,9 +450,12 @@ impl TraceLookup {
                 async move {
                     tokio::spawn(async move {
                         if let Some(index) = this.tag_index(&meta).await {
-                            return tokio::task::spawn_blocking(move || from_index(&index))
+                            let answer = tokio::task::spawn_blocking(move || from_index(&index))
                                 .await
-                                .map_err(skein_storage::Error::from)?;
+                                .map_err(skein_storage::Error::from)??;
+                            if let Some(answer) = answer {
+                                return Ok(answer);
+                            }
                         }
                         let mut acc = init();
                         let mut stream = this.reader_for(&meta).scan(ScanFilter::default());
@@ -492,10 +506,10 @@ impl TraceLookup {
                 window,
                 TagNames::default,
                 |index: &TagIndex| {
-                    Ok(TagNames {
-                        span: index.keys(Scope::Span).map(str::to_owned).collect(),
-                        resource: index.keys(Scope::Resource).map(str::to_owned).collect(),
-                    })
+                    Ok(Some(TagNames {
+                        span: index.keys(Scope::Span),
+                        resource: index.keys(Scope::Resource),
+                    }))
                 },
                 |names: &mut TagNames, s: &SpanRecord| {
                     names
@@ -560,9 +574,13 @@ impl TraceLookup {
                 move |index: &TagIndex| {
                     let mut out = Values::new();
                     for s in &scopes {
-                        out.extend(index.values(*s, &index_key)?);
+                        match index.values(*s, &index_key)? {
+                            Some(values) => out.extend(values),
+                            // Too many distinct values to be indexed: scan the block.
+                            None => return Ok(None),
+                        }
                     }
-                    Ok(out)
+                    Ok(Some(out))
                 },
                 move |out: &mut Values, s: &SpanRecord| {
                     let matching = |attrs: &[KeyValue]| {

@@ -1,39 +1,46 @@
-//! The tag index of a block: a tantivy index of its spans plus a table of its traces, stored
-//! as one object (`index`) next to `data.parquet`.
+//! The tag index of a block: a tantivy index of its spans plus a table of its traces,
+//! resources and scopes, stored as one object (`index`) next to `data.parquet`.
 //!
-//! It answers search, tag-name and tag-value listings without reading the Parquet data:
+//! It answers search, tag-name and tag-value listings without reading the Parquet data, and
+//! says so when it cannot (the caller then scans the block):
 //!
-//! - **one tantivy document per span**, added trace by trace, in one segment, so document
-//!   `d` belongs to the trace whose span range holds `d`. Indexed terms: the span's service
-//!   name (`svc`) and name (`name`), and every attribute as a term of its scope's field:
-//!   `span_attr` (span, event and link attributes), `res_attr` (resource) and `scope_attr`
-//!   (instrumentation scope). Fast fields: kind, status code, start relative to its trace's
-//!   start within the block (`rel_start`, ns) and duration (`dur`, ns).
-//! - **the trace table** (`traces.bin`, zstd): per trace, in document order, its ID and the
-//!   summary of its spans in this block (start, duration, root, span and error counts per
-//!   service); the attribute keys per scope; the (service, span name, kind) triples; the few
-//!   attribute values too long to be index terms.
+//! - **one tantivy document per span**, added trace by trace in one segment, so document `d`
+//!   belongs to the trace whose document range holds `d`. Indexed terms: the span's name
+//!   (`name`) and its attributes (`span_attr`: span, event and link attributes) of keys with
+//!   few distinct values in the block (at most [`MAX_INDEXED_VALUES`] or one per
+//!   [`SPANS_PER_INDEXED_VALUE`] spans, each at most [`MAX_TERM_VALUE`] bytes). Keys with
+//!   more (request IDs, full URLs) are listed in the table as not indexed: a query or a
+//!   value listing on them scans the block. Fast fields: the span's resource and scope (their
+//!   position in the table), its duration as a 10-bit logarithmic bucket (`dur`, 16 buckets
+//!   per power of two), and its kind and status code (`ks`, kind × 4 + code).
+//! - **the table** (`traces.bin`, zstd): per trace, in document order, its ID and the summary
+//!   of its spans in this block (start, duration, root, span, error and orphan counts per
+//!   service); the distinct resources and scopes with their attributes; the attribute keys
+//!   per scope (span keys marked indexed or not); the (service, span name, kind) triples.
 //!
 //! An attribute term is the key's length (LEB128), the key, one type byte (`s` string, `i`
-//! int, `f` double, `b` bool, `o` anything else) and the value's string form (as tags compare
-//! it). Values longer than [`MAX_TERM_VALUE`] bytes are indexed by a 64-bit hash of the value
-//! under type byte `h` and listed from the table.
+//! int, `f` double, `b` bool, `o` anything else) and the value's string form, as tags compare
+//! it.
 //!
-//! The bundle is a small container: the magic `SKTAGIX1`, the number of entries (u32 LE),
+//! Whatever the index cannot decide exactly (a span duration in the same bucket as a bound, a
+//! trace that straddles the edge of a span-level time range) it reports as undecided; the
+//! caller reads that trace whole. So answers from the index are exact.
+//!
+//! The bundle is a small container: the magic `SKTAGIX2`, the number of entries (u32 LE),
 //! each entry's name (u16 LE length + UTF-8) and size (u64 LE), then the entries' bytes in
 //! that order. Entries are `traces.bin` and the tantivy index files under `tantivy/`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::hash::Hasher;
 use std::path::Path;
 
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
+use tantivy::columnar::Column;
 use tantivy::schema::{
-    BytesOptions, FAST, Field, IndexRecordOption, STRING, Schema, TantivyDocument, Term,
+    BytesOptions, FAST, Field, IndexRecordOption, Schema, TantivyDocument, Term, TextFieldIndexing,
+    TextOptions,
 };
-use tantivy::{DocId, Index, IndexReader, Score, SegmentReader};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{DocSet, Index, IndexReader, IndexSettings, TERMINATED};
 
 use crate::error::{Error, Result};
 use crate::ids::TraceId;
@@ -42,52 +49,53 @@ use crate::otlp::common::v1::{KeyValue, any_value::Value as V};
 use crate::query::{ServiceStats, TraceSummary, value_string};
 
 /// Magic bytes that open an index bundle; the digit is the layout version.
-pub const BUNDLE_MAGIC: &[u8; 8] = b"SKTAGIX1";
-/// Longest attribute value (bytes of its string form) indexed as a term of its own.
-pub const MAX_TERM_VALUE: usize = 1024;
+pub const BUNDLE_MAGIC: &[u8; 8] = b"SKTAGIX2";
+/// Longest attribute value (bytes of its string form) of an indexed key.
+pub const MAX_TERM_VALUE: usize = 256;
+/// A span attribute key is indexed when it has at most this many distinct values in the
+/// block...
+pub const MAX_INDEXED_VALUES: usize = 1024;
+/// ...or at most one distinct value per this many spans.
+pub const SPANS_PER_INDEXED_VALUE: usize = 32;
 const TRACES_ENTRY: &str = "traces.bin";
 const TANTIVY_DIR: &str = "tantivy";
 /// Indexing memory of one build; tantivy needs at least 15 MB.
 const WRITER_MEMORY: usize = 64 << 20;
 
 mod field {
-    pub const SVC: &str = "svc";
     pub const NAME: &str = "name";
     pub const SPAN_ATTR: &str = "span_attr";
-    pub const RES_ATTR: &str = "res_attr";
-    pub const SCOPE_ATTR: &str = "scope_attr";
-    pub const KIND: &str = "kind";
-    pub const STATUS: &str = "status";
-    pub const REL_START: &str = "rel_start";
+    pub const RES: &str = "res";
+    pub const SCOPE: &str = "scope";
     pub const DUR: &str = "dur";
+    pub const KS: &str = "ks";
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
-    svc: Field,
     name: Field,
     span_attr: Field,
-    res_attr: Field,
-    scope_attr: Field,
-    kind: Field,
-    status: Field,
-    rel_start: Field,
+    res: Field,
+    scope: Field,
     dur: Field,
+    ks: Field,
 }
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let bytes = BytesOptions::default().set_indexed();
+    let raw = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::Basic),
+    );
     let fields = Fields {
-        svc: b.add_text_field(field::SVC, STRING),
-        name: b.add_text_field(field::NAME, STRING),
-        span_attr: b.add_bytes_field(field::SPAN_ATTR, bytes.clone()),
-        res_attr: b.add_bytes_field(field::RES_ATTR, bytes.clone()),
-        scope_attr: b.add_bytes_field(field::SCOPE_ATTR, bytes),
-        kind: b.add_u64_field(field::KIND, FAST),
-        status: b.add_u64_field(field::STATUS, FAST),
-        rel_start: b.add_u64_field(field::REL_START, FAST),
+        name: b.add_text_field(field::NAME, raw),
+        span_attr: b.add_bytes_field(field::SPAN_ATTR, BytesOptions::default().set_indexed()),
+        res: b.add_u64_field(field::RES, FAST),
+        scope: b.add_u64_field(field::SCOPE, FAST),
         dur: b.add_u64_field(field::DUR, FAST),
+        ks: b.add_u64_field(field::KS, FAST),
     };
     (b.build(), fields)
 }
@@ -99,16 +107,24 @@ fn fields_of(schema: &Schema) -> Result<Fields> {
             .map_err(|e| Error::corrupt("tag index", "schema", e))
     };
     Ok(Fields {
-        svc: get(field::SVC)?,
         name: get(field::NAME)?,
         span_attr: get(field::SPAN_ATTR)?,
-        res_attr: get(field::RES_ATTR)?,
-        scope_attr: get(field::SCOPE_ATTR)?,
-        kind: get(field::KIND)?,
-        status: get(field::STATUS)?,
-        rel_start: get(field::REL_START)?,
+        res: get(field::RES)?,
+        scope: get(field::SCOPE)?,
         dur: get(field::DUR)?,
+        ks: get(field::KS)?,
     })
+}
+
+/// The duration bucket of `nanos`: 16 buckets per power of two, monotonic, integer-only so
+/// that writer and reader agree on every platform.
+pub fn duration_bucket(nanos: u64) -> u64 {
+    if nanos < 16 {
+        return nanos;
+    }
+    let bits = 64 - u64::from(nanos.leading_zeros()); // ≥ 5
+    let mantissa = (nanos >> (bits - 5)) & 0xf; // the 4 bits after the leading one
+    (bits - 4) * 16 + mantissa
 }
 
 /// Which attributes a tag listing covers.
@@ -122,24 +138,9 @@ pub enum Scope {
     Instrumentation,
 }
 
-impl Scope {
-    fn code(self) -> u8 {
-        match self {
-            Scope::Span => 0,
-            Scope::Resource => 1,
-            Scope::Instrumentation => 2,
-        }
-    }
-}
-
 /// The type name tag-value listings report for a value.
 pub fn type_name(v: &KeyValue) -> &'static str {
-    match v.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(V::IntValue(_)) => "int",
-        Some(V::DoubleValue(_)) => "float",
-        Some(V::BoolValue(_)) => "bool",
-        _ => "string",
-    }
+    type_name_of_byte(type_byte(v))
 }
 
 fn type_byte(v: &KeyValue) -> u8 {
@@ -178,59 +179,22 @@ fn key_prefix(key: &str) -> Vec<u8> {
     t
 }
 
-fn value_hash(value: &str) -> u64 {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    h.write(value.as_bytes());
-    h.finish()
-}
-
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-/// The index terms `key` = `value` (any type) may have been indexed under.
-fn query_terms(key: &str, value: &str) -> Vec<Vec<u8>> {
-    let prefix = key_prefix(key);
-    if value.len() > MAX_TERM_VALUE {
-        let mut t = prefix;
-        t.push(b'h');
-        t.extend_from_slice(&value_hash(value).to_le_bytes());
-        return vec![t];
-    }
-    TYPE_BYTES
-        .iter()
-        .map(|&ty| {
-            let mut t = prefix.clone();
-            t.push(ty);
-            t.extend_from_slice(value.as_bytes());
-            t
-        })
-        .collect()
-}
-
-/// One attribute as its index term, or as a long value (term by hash, value kept aside).
-fn attr_term(kv: &KeyValue) -> (Vec<u8>, Option<String>) {
-    let value = kv.value.as_ref().map(value_string).unwrap_or_default();
-    let mut t = key_prefix(&kv.key);
-    if value.len() > MAX_TERM_VALUE {
-        t.push(b'h');
-        t.extend_from_slice(&value_hash(&value).to_le_bytes());
-        return (t, Some(value));
-    }
-    t.push(type_byte(kv));
+fn term_bytes(key: &str, ty: u8, value: &str) -> Vec<u8> {
+    let mut t = key_prefix(key);
+    t.push(ty);
     t.extend_from_slice(value.as_bytes());
-    (t, None)
+    t
+}
+
+/// An attribute as (key, type byte, string form).
+type Attr = (String, u8, String);
+
+fn attr(kv: &KeyValue) -> Attr {
+    (
+        kv.key.clone(),
+        type_byte(kv),
+        kv.value.as_ref().map(value_string).unwrap_or_default(),
+    )
 }
 
 /// Builds the index bundle of a block's spans. The spans may come in any order; they are
@@ -240,6 +204,37 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
     for s in spans {
         by_trace.entry(s.trace_id()?).or_default().push(s);
     }
+
+    // Which span attribute keys get terms: few, short distinct values.
+    let limit = MAX_INDEXED_VALUES.max(spans.len() / SPANS_PER_INDEXED_VALUE);
+    let mut values: HashMap<&str, BTreeSet<(u8, String)>> = HashMap::new();
+    let mut too_long: BTreeSet<&str> = BTreeSet::new();
+    for s in spans {
+        let lists = std::iter::once(&s.span.attributes)
+            .chain(s.span.events.iter().map(|e| &e.attributes))
+            .chain(s.span.links.iter().map(|l| &l.attributes));
+        for kv in lists.flatten() {
+            let (_, ty, v) = attr(kv);
+            if v.len() > MAX_TERM_VALUE {
+                too_long.insert(kv.key.as_str());
+            }
+            let set = values.entry(kv.key.as_str()).or_default();
+            if set.len() <= limit {
+                set.insert((ty, v));
+            }
+        }
+    }
+    let indexed: BTreeSet<String> = values
+        .iter()
+        .filter(|(k, v)| v.len() <= limit && !too_long.contains(*k))
+        .map(|(k, _)| (*k).to_owned())
+        .collect();
+    let span_keys: BTreeMap<String, bool> = values
+        .keys()
+        .map(|k| ((*k).to_owned(), indexed.contains(*k)))
+        .collect();
+    drop(values);
+
     let (schema, f) = schema();
     let tmp = tempfile::Builder::new()
         .prefix("skein-tagindex-")
@@ -253,56 +248,77 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
     fs::create_dir(&dir).map_err(|e| Error::Task(e.to_string()))?;
     let mmap =
         tantivy::directory::MmapDirectory::open(&dir).map_err(|e| Error::Task(e.to_string()))?;
+    let settings = IndexSettings {
+        docstore_compression: Compressor::Zstd(ZstdCompressor::default()),
+        docstore_blocksize: 1 << 20,
+        ..IndexSettings::default()
+    };
     let mut writer = Index::builder()
         .schema(schema)
+        .settings(settings)
         .single_segment_index_writer::<TantivyDocument>(mmap, WRITER_MEMORY)
         .map_err(tantivy_err)?;
 
-    let mut table = TableBuilder::default();
-    for (id, trace) in &by_trace {
-        let owned: Vec<SpanRecord> = trace.iter().map(|s| (*s).clone()).collect();
-        let Some(summary) = TraceSummary::from_spans(&owned) else {
-            continue;
-        };
-        for s in trace {
+    let mut table = TableBuilder {
+        span_keys,
+        ..TableBuilder::default()
+    };
+    // Traces go in the order of their root operation, so that traces of the same shape sit
+    // together: their spans share names and attribute values, and the posting lists of those
+    // terms come out dense, which compresses them several times better than trace-ID order.
+    let mut traces: Vec<(TraceSummary, Vec<&SpanRecord>)> = by_trace
+        .into_values()
+        .filter_map(|trace| {
+            let owned: Vec<SpanRecord> = trace.iter().map(|s| (*s).clone()).collect();
+            Some((TraceSummary::from_spans(&owned)?, trace))
+        })
+        .collect();
+    traces.sort_by(|(a, _), (b, _)| {
+        (
+            &a.root_service_name,
+            &a.root_span_name,
+            a.start_unix_nano,
+            a.trace_id,
+        )
+            .cmp(&(
+                &b.root_service_name,
+                &b.root_span_name,
+                b.start_unix_nano,
+                b.trace_id,
+            ))
+    });
+    for (summary, mut trace) in traces {
+        // Within a trace too: spans of one service and name next to each other.
+        trace.sort_by(|a, b| {
+            (a.service_name(), &a.span.name, a.span.start_time_unix_nano).cmp(&(
+                b.service_name(),
+                &b.span.name,
+                b.span.start_time_unix_nano,
+            ))
+        });
+        for s in &trace {
             let mut doc = TantivyDocument::default();
-            doc.add_text(f.svc, s.service_name());
             doc.add_text(f.name, &s.span.name);
-            let mut add = |field: Field, scope: Scope, attrs: &[KeyValue]| {
-                for kv in attrs {
-                    let (term, long) = attr_term(kv);
-                    doc.add_bytes(field, &term);
-                    table.keys.insert((scope.code(), kv.key.clone()));
-                    if let Some(v) = long {
-                        table
-                            .long_values
-                            .insert((scope.code(), kv.key.clone(), type_byte(kv), v));
-                    }
+            let mut add = |attrs: &[KeyValue]| {
+                for kv in attrs.iter().filter(|kv| indexed.contains(&kv.key)) {
+                    let (k, ty, v) = attr(kv);
+                    doc.add_bytes(f.span_attr, &term_bytes(&k, ty, &v));
                 }
             };
-            add(f.span_attr, Scope::Span, &s.span.attributes);
+            add(&s.span.attributes);
             for e in &s.span.events {
-                add(f.span_attr, Scope::Span, &e.attributes);
+                add(&e.attributes);
             }
             for l in &s.span.links {
-                add(f.span_attr, Scope::Span, &l.attributes);
+                add(&l.attributes);
             }
-            add(f.res_attr, Scope::Resource, &s.resource.resource.attributes);
-            add(
-                f.scope_attr,
-                Scope::Instrumentation,
-                &s.scope.scope.attributes,
-            );
-            doc.add_u64(f.kind, s.span.kind.max(0) as u64);
-            doc.add_u64(
-                f.status,
-                s.span.status.as_ref().map_or(0, |st| st.code.max(0) as u64),
-            );
-            doc.add_u64(
-                f.rel_start,
-                s.span.start_time_unix_nano - summary.start_unix_nano,
-            );
-            doc.add_u64(f.dur, s.duration_nanos());
+            let res = table.resource(s);
+            let scope = table.scope(s);
+            doc.add_u64(f.res, res);
+            doc.add_u64(f.scope, scope);
+            doc.add_u64(f.dur, duration_bucket(s.duration_nanos()));
+            let code = s.span.status.as_ref().map_or(0, |st| st.code.clamp(0, 3));
+            doc.add_u64(f.ks, (s.span.kind.max(0) as u64) * 4 + code as u64);
             writer.add_document(doc).map_err(tantivy_err)?;
             table.operations.insert((
                 s.service_name().to_owned(),
@@ -310,7 +326,6 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
                 s.span.kind,
             ));
         }
-        debug_assert_eq!(summary.trace_id, *id);
         table.traces.push(summary);
     }
     writer.finalize().map_err(tantivy_err)?;
@@ -371,8 +386,13 @@ fn read_bundle<'a>(bundle: &'a [u8], location: &str) -> Result<Vec<(String, &'a 
             .ok_or_else(|| corrupt("truncated"))
             .and_then(|b| std::str::from_utf8(b).map_err(|_| corrupt("entry name")))?;
         let size = u64::from_le_bytes(r.array().ok_or_else(|| corrupt("truncated"))?);
-        if name.contains("..") || name.starts_with('/') {
-            return Err(corrupt("entry name escapes the index directory"));
+        let safe = name == TRACES_ENTRY
+            || name.strip_prefix("tantivy/").is_some_and(|f| {
+                !f.is_empty() && !f.contains('/') && !f.contains("..") && !f.starts_with('.')
+                    || f == ".managed.json"
+            });
+        if !safe {
+            return Err(corrupt("unexpected entry name"));
         }
         heads.push((name.to_owned(), size));
     }
@@ -407,10 +427,14 @@ impl<'a> Cursor<'a> {
         self.take(N)?.try_into().ok()
     }
 
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+
     fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.take(1)?.first()?;
+            let b = self.byte()?;
             v |= u64::from(b & 0x7f) << shift;
             if b < 0x80 {
                 return Some(v);
@@ -419,17 +443,27 @@ impl<'a> Cursor<'a> {
         None
     }
 
-    fn u32(&mut self) -> Option<u32> {
-        u32::try_from(self.varint()?).ok()
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?).ok()
     }
+}
+
+/// A resource or scope of the block: its service name (resources only) and attributes.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
+struct Holder {
+    service: String,
+    attrs: Vec<Attr>,
 }
 
 #[derive(Default)]
 struct TableBuilder {
     traces: Vec<TraceSummary>,
-    keys: BTreeSet<(u8, String)>,
+    resources: Vec<Holder>,
+    resource_ids: HashMap<Holder, u64>,
+    scopes: Vec<Holder>,
+    scope_ids: HashMap<Holder, u64>,
+    span_keys: BTreeMap<String, bool>,
     operations: BTreeSet<(String, String, i32)>,
-    long_values: BTreeSet<(u8, String, u8, String)>,
 }
 
 #[derive(Default)]
@@ -450,7 +484,33 @@ impl Strings {
     }
 }
 
+fn intern(list: &mut Vec<Holder>, ids: &mut HashMap<Holder, u64>, h: Holder) -> u64 {
+    if let Some(&i) = ids.get(&h) {
+        return i;
+    }
+    let i = list.len() as u64;
+    list.push(h.clone());
+    ids.insert(h, i);
+    i
+}
+
 impl TableBuilder {
+    fn resource(&mut self, s: &SpanRecord) -> u64 {
+        let h = Holder {
+            service: s.service_name().to_owned(),
+            attrs: s.resource.resource.attributes.iter().map(attr).collect(),
+        };
+        intern(&mut self.resources, &mut self.resource_ids, h)
+    }
+
+    fn scope(&mut self, s: &SpanRecord) -> u64 {
+        let h = Holder {
+            service: String::new(),
+            attrs: s.scope.scope.attributes.iter().map(attr).collect(),
+        };
+        intern(&mut self.scopes, &mut self.scope_ids, h)
+    }
+
     fn encode(&self) -> Result<Vec<u8>> {
         let mut strings = Strings::default();
         let mut body = Vec::new();
@@ -478,23 +538,28 @@ impl TableBuilder {
                 push_varint(&mut body, st.errors);
             }
         }
-        push_varint(&mut body, self.keys.len() as u64);
-        for (scope, key) in &self.keys {
-            body.push(*scope);
+        for holders in [&self.resources, &self.scopes] {
+            push_varint(&mut body, holders.len() as u64);
+            for h in holders {
+                push_varint(&mut body, strings.id(&h.service));
+                push_varint(&mut body, h.attrs.len() as u64);
+                for (k, ty, v) in &h.attrs {
+                    push_varint(&mut body, strings.id(k));
+                    body.push(*ty);
+                    push_varint(&mut body, strings.id(v));
+                }
+            }
+        }
+        push_varint(&mut body, self.span_keys.len() as u64);
+        for (key, indexed) in &self.span_keys {
             push_varint(&mut body, strings.id(key));
+            body.push(u8::from(*indexed));
         }
         push_varint(&mut body, self.operations.len() as u64);
         for (svc, name, kind) in &self.operations {
             push_varint(&mut body, strings.id(svc));
             push_varint(&mut body, strings.id(name));
             push_varint(&mut body, u64::from(*kind as u32));
-        }
-        push_varint(&mut body, self.long_values.len() as u64);
-        for (scope, key, ty, value) in &self.long_values {
-            body.push(*scope);
-            push_varint(&mut body, strings.id(key));
-            body.push(*ty);
-            push_varint(&mut body, strings.id(value));
         }
         let mut out = Vec::new();
         push_varint(&mut out, strings.list.len() as u64);
@@ -507,15 +572,17 @@ impl TableBuilder {
     }
 }
 
-/// The decoded trace table.
+/// The decoded table.
 #[derive(Debug, Default)]
 struct Table {
     traces: Vec<TraceSummary>,
     /// First document of each trace, plus the document count at the end.
     first_doc: Vec<u32>,
-    keys: BTreeSet<(u8, String)>,
+    resources: Vec<Holder>,
+    scopes: Vec<Holder>,
+    /// Span attribute keys, and whether each has terms.
+    span_keys: BTreeMap<String, bool>,
     operations: BTreeSet<(String, String, i32)>,
-    long_values: BTreeSet<(u8, String, u8, String)>,
 }
 
 impl Table {
@@ -535,7 +602,7 @@ impl Table {
         let n_strings = r.varint()?;
         let mut strings = Vec::new();
         for _ in 0..n_strings {
-            let len = usize::try_from(r.varint()?).ok()?;
+            let len = r.len()?;
             strings.push(std::str::from_utf8(r.take(len)?).ok()?.to_owned());
         }
         let s = |i: u64| strings.get(usize::try_from(i).ok()?).cloned();
@@ -574,29 +641,41 @@ impl Table {
             });
         }
         t.first_doc.push(doc);
+        for which in 0..2 {
+            let mut holders = Vec::new();
+            for _ in 0..r.varint()? {
+                let service = s(r.varint()?)?;
+                let mut attrs = Vec::new();
+                for _ in 0..r.varint()? {
+                    let k = s(r.varint()?)?;
+                    let ty = r.byte()?;
+                    let v = s(r.varint()?)?;
+                    attrs.push((k, ty, v));
+                }
+                holders.push(Holder { service, attrs });
+            }
+            match which {
+                0 => t.resources = holders,
+                _ => t.scopes = holders,
+            }
+        }
         for _ in 0..r.varint()? {
-            let scope = *r.take(1)?.first()?;
-            t.keys.insert((scope, s(r.varint()?)?));
+            let key = s(r.varint()?)?;
+            let indexed = r.byte()? != 0;
+            t.span_keys.insert(key, indexed);
         }
         for _ in 0..r.varint()? {
             let svc = s(r.varint()?)?;
             let name = s(r.varint()?)?;
-            let kind = r.u32()? as i32;
+            let kind = u32::try_from(r.varint()?).ok()? as i32;
             t.operations.insert((svc, name, kind));
-        }
-        for _ in 0..r.varint()? {
-            let scope = *r.take(1)?.first()?;
-            let key = s(r.varint()?)?;
-            let ty = *r.take(1)?.first()?;
-            let value = s(r.varint()?)?;
-            t.long_values.insert((scope, key, ty, value));
         }
         (r.pos == raw.len()).then_some(t)
     }
 }
 
-/// Writes a bundle's entries as files under `dir` (which must not exist yet; it is created).
-/// The directory can then be opened with [`TagIndex::open`].
+/// Writes a bundle's entries as files under `dir` (created). The directory can then be
+/// opened with [`TagIndex::open`].
 pub fn unpack(bundle: &[u8], dir: &Path, location: &str) -> Result<()> {
     let entries = read_bundle(bundle, location)?;
     let io = |e: std::io::Error| Error::Task(format!("cannot unpack tag index: {e}"));
@@ -633,7 +712,7 @@ pub struct IndexQuery {
     pub span_name: Option<String>,
     /// Attribute key = string form of the value, in any attribute location of the span.
     pub tags: Vec<(String, String)>,
-    /// A candidate span must start within this range (ns, inclusive), when set.
+    /// A matching span must start within this range (ns, inclusive), when set.
     pub span_start: Option<(u64, u64)>,
     /// Span duration bounds (ns, inclusive) for [`TraceHit::span_match`].
     pub min_duration_nanos: Option<u64>,
@@ -641,15 +720,55 @@ pub struct IndexQuery {
     pub max_duration_nanos: Option<u64>,
 }
 
-/// A trace of the block with a span matching an [`IndexQuery`].
+/// A trace of the block that may have a span matching an [`IndexQuery`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceHit {
     /// Position of the trace in the block's table.
     pub ordinal: u32,
-    /// Earliest start of its matching spans (ns since the epoch).
-    pub first_match_start: u64,
-    /// Some matching span also satisfies the duration bounds.
-    pub span_match: bool,
+    /// Whether a span satisfies the name, service and tags (and lies in `span_start`) and
+    /// also the duration bounds: `Some(true)` or `Some(false)` when the index knows, `None`
+    /// when only the spans can tell.
+    pub span_match: Option<bool>,
+    /// Whether a span satisfies the name, service and tags (and lies in `span_start`):
+    /// `false` only when the trace straddles an edge of `span_start` and the spans must tell.
+    pub certain: bool,
+}
+
+/// A set of documents.
+struct Docs(Vec<u64>);
+
+impl Docs {
+    fn empty(n: u32) -> Self {
+        Docs(vec![0; (n as usize).div_ceil(64)])
+    }
+
+    fn insert(&mut self, d: u32) {
+        if let Some(w) = self.0.get_mut(d as usize / 64) {
+            *w |= 1 << (d % 64);
+        }
+    }
+
+    fn and(&mut self, other: &Docs) {
+        self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a &= b);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros();
+                w &= w - 1;
+                Some(i as u32 * 64 + b)
+            })
+        })
+    }
 }
 
 impl TagIndex {
@@ -662,19 +781,14 @@ impl TagIndex {
         let packed = fs::read(dir.join(TRACES_ENTRY))
             .map_err(|e| Error::corrupt("tag index", location, e))?;
         let table = Table::decode(&packed, location)?;
-        let docs: u64 = reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .map(|s| u64::from(s.max_doc()))
-            .sum();
-        if reader.searcher().segment_readers().len() > 1
-            || docs != u64::from(*table.first_doc.last().unwrap_or(&0))
-        {
+        let searcher = reader.searcher();
+        let segments = searcher.segment_readers();
+        let docs = segments.first().map_or(0, |s| s.max_doc());
+        if segments.len() > 1 || docs != *table.first_doc.last().unwrap_or(&0) {
             return Err(Error::corrupt(
                 "tag index",
                 location,
-                "the index and its trace table disagree",
+                "the index and its table disagree",
             ));
         }
         Ok(TagIndex {
@@ -683,6 +797,10 @@ impl TagIndex {
             table,
             location: location.to_owned(),
         })
+    }
+
+    fn corrupt(&self, e: impl std::fmt::Display) -> Error {
+        Error::corrupt("tag index", &self.location, e)
     }
 
     /// Traces in the block.
@@ -701,29 +819,51 @@ impl TagIndex {
     }
 
     /// Attribute keys of `scope`.
-    pub fn keys(&self, scope: Scope) -> impl Iterator<Item = &str> {
-        let code = scope.code();
-        self.table
-            .keys
-            .iter()
-            .filter(move |(s, _)| *s == code)
-            .map(|(_, k)| k.as_str())
+    pub fn keys(&self, scope: Scope) -> BTreeSet<String> {
+        match scope {
+            Scope::Span => self.table.span_keys.keys().cloned().collect(),
+            Scope::Resource => holder_keys(&self.table.resources),
+            Scope::Instrumentation => holder_keys(&self.table.scopes),
+        }
     }
 
-    /// The values (type name, string form) of attribute `key` in `scope`.
-    pub fn values(&self, scope: Scope, key: &str) -> Result<BTreeSet<(&'static str, String)>> {
-        let field = match scope {
-            Scope::Span => self.fields.span_attr,
-            Scope::Resource => self.fields.res_attr,
-            Scope::Instrumentation => self.fields.scope_attr,
+    /// The values (type name, string form) of attribute `key` in `scope`; `None` when the
+    /// key has too many distinct values to be indexed (scan the block instead).
+    pub fn values(
+        &self,
+        scope: Scope,
+        key: &str,
+    ) -> Result<Option<BTreeSet<(&'static str, String)>>> {
+        let holders = match scope {
+            Scope::Span => return self.span_values(key),
+            Scope::Resource => &self.table.resources,
+            Scope::Instrumentation => &self.table.scopes,
         };
+        Ok(Some(
+            holders
+                .iter()
+                .flat_map(|h| &h.attrs)
+                .filter(|(k, _, _)| k == key)
+                .map(|(_, ty, v)| (type_name_of_byte(*ty), v.clone()))
+                .collect(),
+        ))
+    }
+
+    fn span_values(&self, key: &str) -> Result<Option<BTreeSet<(&'static str, String)>>> {
+        match self.table.span_keys.get(key) {
+            None => return Ok(Some(BTreeSet::new())),
+            Some(false) => return Ok(None),
+            Some(true) => {}
+        }
         let prefix = key_prefix(key);
         let mut end = prefix.clone();
         end.push(0xff);
         let mut out = BTreeSet::new();
         let searcher = self.reader.searcher();
         for segment in searcher.segment_readers() {
-            let inverted = segment.inverted_index(field).map_err(|e| self.corrupt(e))?;
+            let inverted = segment
+                .inverted_index(self.fields.span_attr)
+                .map_err(|e| self.corrupt(e))?;
             let mut stream = inverted
                 .terms()
                 .range()
@@ -732,157 +872,192 @@ impl TagIndex {
                 .into_stream()
                 .map_err(|e| self.corrupt(e))?;
             while stream.advance() {
-                let Some((&ty, value)) = stream.key()[prefix.len()..].split_first() else {
-                    continue;
-                };
-                if ty == b'h' {
-                    continue; // long values come from the table
+                if let Some((&ty, value)) = stream.key()[prefix.len()..].split_first() {
+                    out.insert((
+                        type_name_of_byte(ty),
+                        String::from_utf8_lossy(value).into_owned(),
+                    ));
                 }
-                out.insert((
-                    type_name_of_byte(ty),
-                    String::from_utf8_lossy(value).into_owned(),
-                ));
             }
         }
-        let code = scope.code();
-        for (s, k, ty, v) in &self.table.long_values {
-            if *s == code && k == key {
-                out.insert((type_name_of_byte(*ty), v.clone()));
+        Ok(Some(out))
+    }
+
+    /// The traces that may have a span matching `q`, with what the index knows of each;
+    /// `None` when `q` names a span attribute key the index has no terms for (scan the block
+    /// instead). Traces not returned have no matching span.
+    pub fn search(&self, q: &IndexQuery) -> Result<Option<Vec<TraceHit>>> {
+        if q.tags
+            .iter()
+            .any(|(k, _)| self.table.span_keys.get(k) == Some(&false))
+        {
+            return Ok(None);
+        }
+        let searcher = self.reader.searcher();
+        let Some(segment) = searcher.segment_readers().first() else {
+            return Ok(Some(Vec::new()));
+        };
+        let n = segment.max_doc();
+        let ff = segment.fast_fields();
+        let column =
+            |name: &str| -> Result<Column<u64>> { ff.u64(name).map_err(|e| self.corrupt(e)) };
+        let (res, scope) = (column(field::RES)?, column(field::SCOPE)?);
+        let by_holder = |col: &Column<u64>, wanted: &[bool], docs: &mut Docs| {
+            if !wanted.iter().any(|w| *w) {
+                return;
             }
-        }
-        Ok(out)
-    }
+            for d in 0..n {
+                if col
+                    .first(d)
+                    .and_then(|h| wanted.get(h as usize))
+                    .copied()
+                    .unwrap_or(false)
+                {
+                    docs.insert(d);
+                }
+            }
+        };
+        let postings = |field: Field, term: Term, docs: &mut Docs| -> Result<()> {
+            let inverted = segment.inverted_index(field).map_err(|e| self.corrupt(e))?;
+            if let Some(mut p) = inverted
+                .read_postings(&term, IndexRecordOption::Basic)
+                .map_err(|e| self.corrupt(e))?
+            {
+                let mut d = p.doc();
+                while d != TERMINATED {
+                    docs.insert(d);
+                    d = p.advance();
+                }
+            }
+            Ok(())
+        };
 
-    fn corrupt(&self, e: impl std::fmt::Display) -> Error {
-        Error::corrupt("tag index", &self.location, e)
-    }
-
-    /// The traces with a span matching `q`'s terms (and span start range).
-    pub fn search(&self, q: &IndexQuery) -> Result<Vec<TraceHit>> {
-        let f = self.fields;
-        let term =
-            |t: Term| -> Box<dyn Query> { Box::new(TermQuery::new(t, IndexRecordOption::Basic)) };
-        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        if let Some(s) = &q.service_name {
-            must.push((Occur::Must, term(Term::from_field_text(f.svc, s))));
+        let mut conditions: Vec<Docs> = Vec::new();
+        if let Some(svc) = &q.service_name {
+            let wanted: Vec<bool> = self
+                .table
+                .resources
+                .iter()
+                .map(|h| &h.service == svc)
+                .collect();
+            let mut docs = Docs::empty(n);
+            by_holder(&res, &wanted, &mut docs);
+            conditions.push(docs);
         }
-        if let Some(n) = &q.span_name {
-            must.push((Occur::Must, term(Term::from_field_text(f.name, n))));
+        if let Some(name) = &q.span_name {
+            let mut docs = Docs::empty(n);
+            postings(
+                self.fields.name,
+                Term::from_field_text(self.fields.name, name),
+                &mut docs,
+            )?;
+            conditions.push(docs);
         }
         for (k, v) in &q.tags {
-            let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for t in query_terms(k, v) {
-                for field in [f.span_attr, f.res_attr, f.scope_attr] {
-                    any.push((Occur::Should, term(Term::from_field_bytes(field, &t))));
+            let mut docs = Docs::empty(n);
+            if self.table.span_keys.contains_key(k) {
+                for ty in TYPE_BYTES {
+                    let t = Term::from_field_bytes(self.fields.span_attr, &term_bytes(k, ty, v));
+                    postings(self.fields.span_attr, t, &mut docs)?;
                 }
             }
-            must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+            let has = |h: &Holder| h.attrs.iter().any(|(hk, _, hv)| hk == k && hv == v);
+            let wanted: Vec<bool> = self.table.resources.iter().map(has).collect();
+            by_holder(&res, &wanted, &mut docs);
+            let wanted: Vec<bool> = self.table.scopes.iter().map(has).collect();
+            by_holder(&scope, &wanted, &mut docs);
+            conditions.push(docs);
         }
-        let query: Box<dyn Query> = if must.is_empty() {
-            Box::new(AllQuery)
-        } else {
-            Box::new(BooleanQuery::new(must))
+        let mut matching = match conditions.pop() {
+            Some(d) => d,
+            None => {
+                let mut all = Docs::empty(n);
+                (0..n).for_each(|d| all.insert(d));
+                all
+            }
         };
-        let collector = HitCollector { index: self, q };
-        self.reader
-            .searcher()
-            .search(query.as_ref(), &collector)
-            .map_err(|e| self.corrupt(e))
-    }
-}
+        for c in &conditions {
+            matching.and(c);
+        }
+        if matching.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
 
-struct HitCollector<'a> {
-    index: &'a TagIndex,
-    q: &'a IndexQuery,
-}
-
-struct HitSegment {
-    /// (ordinal, first_match_start, span_match), per matching trace.
-    hits: HashMap<u32, (u64, bool)>,
-    starts: Vec<(u32, u32, u64)>,
-    rel_start: tantivy::columnar::Column<u64>,
-    dur: tantivy::columnar::Column<u64>,
-    q: IndexQuery,
-    error: Option<String>,
-}
-
-impl Collector for HitCollector<'_> {
-    type Fruit = Vec<TraceHit>;
-    type Child = HitSegment;
-
-    fn for_segment(&self, _ord: u32, segment: &SegmentReader) -> tantivy::Result<HitSegment> {
-        let ff = segment.fast_fields();
-        // The trace of each document, with the trace's start, resolved per document below.
-        let t = &self.index.table;
-        let starts = t
-            .traces
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (t.first_doc[i], t.first_doc[i + 1], s.start_unix_nano))
-            .collect();
-        Ok(HitSegment {
-            hits: HashMap::new(),
-            starts,
-            rel_start: ff.u64(field::REL_START)?,
-            dur: ff.u64(field::DUR)?,
-            q: self.q.clone(),
-            error: None,
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<TraceHit>>) -> tantivy::Result<Vec<TraceHit>> {
-        Ok(fruits.into_iter().flatten().collect())
-    }
-}
-
-impl SegmentCollector for HitSegment {
-    type Fruit = Vec<TraceHit>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        let i = self.starts.partition_point(|&(first, _, _)| first <= doc);
-        let Some(&(_, end, trace_start)) = i.checked_sub(1).and_then(|i| self.starts.get(i)) else {
-            self.error = Some(format!("document {doc} belongs to no trace"));
-            return;
+        let dur = column(field::DUR)?;
+        let bucket = |b: Option<u64>| b.map(duration_bucket);
+        let (min_b, max_b) = (bucket(q.min_duration_nanos), bucket(q.max_duration_nanos));
+        // Some(true): surely within the bounds; Some(false): surely not; None: same bucket as
+        // a bound, only the span can tell.
+        let dur_ok = |b: u64| -> Option<bool> {
+            let lo = match min_b {
+                Some(m) if b < m => Some(false),
+                Some(m) if b == m => None,
+                _ => Some(true),
+            };
+            let hi = match max_b {
+                Some(m) if b > m => Some(false),
+                Some(m) if b == m => None,
+                _ => Some(true),
+            };
+            match (lo, hi) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            }
         };
-        if doc >= end {
-            self.error = Some(format!("document {doc} belongs to no trace"));
-            return;
+        let t = &self.table;
+        let mut hits: Vec<TraceHit> = Vec::new();
+        let mut trace = 0usize;
+        for d in matching.iter() {
+            while t.first_doc.get(trace + 1).is_some_and(|&next| next <= d) {
+                trace += 1;
+            }
+            let Some(summary) = t.traces.get(trace) else {
+                return Err(self.corrupt(format!("document {d} belongs to no trace")));
+            };
+            // Where the trace's span starts lie against the span-level range: all inside,
+            // all outside, or some of each (the spans must tell).
+            let certain = match q.span_start {
+                None => true,
+                Some((lo, hi)) => {
+                    let (start, end) = (
+                        summary.start_unix_nano,
+                        summary
+                            .start_unix_nano
+                            .saturating_add(summary.duration_nanos),
+                    );
+                    if start > hi || end < lo {
+                        continue;
+                    }
+                    lo <= start && end <= hi
+                }
+            };
+            let span = match certain {
+                true => dur_ok(dur.first(d).unwrap_or(0)),
+                false => None,
+            };
+            match hits.last_mut() {
+                Some(h) if h.ordinal == trace as u32 => {
+                    h.span_match = match (h.span_match, span) {
+                        (Some(true), _) | (_, Some(true)) => Some(true),
+                        (Some(false), Some(false)) => Some(false),
+                        _ => None,
+                    };
+                }
+                _ => hits.push(TraceHit {
+                    ordinal: trace as u32,
+                    span_match: span,
+                    certain,
+                }),
+            }
         }
-        let (Some(rel), Some(dur)) = (self.rel_start.first(doc), self.dur.first(doc)) else {
-            self.error = Some(format!("document {doc} lacks its times"));
-            return;
-        };
-        let start = trace_start.saturating_add(rel);
-        if let Some((lo, hi)) = self.q.span_start
-            && !(lo <= start && start <= hi)
-        {
-            return;
-        }
-        let dur_ok = self.q.min_duration_nanos.is_none_or(|m| dur >= m)
-            && self.q.max_duration_nanos.is_none_or(|m| dur <= m);
-        let e = self.hits.entry((i - 1) as u32).or_insert((u64::MAX, false));
-        e.0 = e.0.min(start);
-        e.1 |= dur_ok;
+        Ok(Some(hits))
     }
+}
 
-    fn harvest(self) -> Vec<TraceHit> {
-        if let Some(e) = self.error {
-            tracing::warn!("tag index: {e}");
-        }
-        let mut out: Vec<TraceHit> = self
-            .hits
-            .into_iter()
-            .map(|(ordinal, (first_match_start, span_match))| TraceHit {
-                ordinal,
-                first_match_start,
-                span_match,
-            })
-            .collect();
-        out.sort_by_key(|h| h.ordinal);
-        out
-    }
+fn holder_keys(holders: &[Holder]) -> BTreeSet<String> {
+    holders
+        .iter()
+        .flat_map(|h| h.attrs.iter().map(|(k, _, _)| k.clone()))
+        .collect()
 }
