@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Querier benchmark: builds the release binary and runs `skein bench-query` on local disk with
 # its defaults (10 million spans in 200 blocks over 4 hours), keeping the dataset under
-# target/bench-query/local so that the next run reuses it instead of generating it again.
+# target/bench-query/local (target/bench-query/local-indexed with --tag-index, blocks with tag
+# indexes as compacted blocks have) so that the next run reuses it instead of generating it
+# again.
 #
 #   ./scripts/bench-query.sh [EXTRA BENCH-QUERY FLAGS...]
 #
@@ -17,9 +19,15 @@ bin="$root/target/release/skein"
 out="$root/target/bench-query"
 mkdir -p "$out"
 
+# Blocks with tag indexes (--tag-index) are a dataset of their own, so both stay reusable.
+suffix=
+for arg in "$@"; do
+  if [ "$arg" = --tag-index ]; then suffix=-indexed; fi
+done
+
 if [ "${SKEIN_BENCH_LOCAL:-1}" != 0 ]; then
-  echo "== local disk: $bin bench-query --dir $out/local $*"
-  "$bin" bench-query --dir "$out/local" "$@"
+  echo "== local disk: $bin bench-query --dir $out/local$suffix $*"
+  "$bin" bench-query --dir "$out/local$suffix" "$@"
 fi
 
 if [ "${SKEIN_BENCH_S3:-0}" = 1 ]; then
@@ -32,7 +40,7 @@ if [ "${SKEIN_BENCH_S3:-0}" = 1 ]; then
   trap '"$root/scripts/s3-server.sh" stop "$s3dir"' EXIT
   spans=${SKEIN_BENCH_S3_SPANS:-1000000}
   blocks=${SKEIN_BENCH_S3_BLOCKS:-20}
-  echo "== SeaweedFS S3 at $endpoint: $bin bench-query --dir $out/s3 --spans $spans --blocks $blocks $*"
-  "$bin" bench-query --dir "$out/s3" --s3-endpoint "$endpoint" --s3-bucket "$bucket" \
+  echo "== SeaweedFS S3 at $endpoint: $bin bench-query --dir $out/s3$suffix --spans $spans --blocks $blocks $*"
+  "$bin" bench-query --dir "$out/s3$suffix" --s3-endpoint "$endpoint" --s3-bucket "$bucket" \
     --spans "$spans" --blocks "$blocks" "$@"
 fi
