@@ -239,7 +239,7 @@ test('span details show attributes, events, exceptions and links; a link is foll
   assert.match(page.url(), /span=a000000000000005/, 'the selected span is in the URL');
   const chargeRow = page.locator('#waterfall-rows .row', { hasText: 'charge card' });
   assert.equal(await chargeRow.locator('.event-tick').count(), 2, 'events are ticks on the bar');
-  assert.equal(await chargeRow.locator('.event-tick.exception').count(), 1);
+  assert.equal(await chargeRow.locator('.event-tick.event-tick-exception').count(), 1);
   await shot('trace');
   await page.keyboard.press('ArrowDown');
   assert.equal(await page.locator('#details-name').innerText(), 'call bank', 'arrow down selects the next row');
@@ -291,6 +291,19 @@ test('find in trace highlights and filters; download gives OTLP JSON', async () 
   const spans = doc.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans));
   assert.equal(spans.length, 8);
   assert.ok(spans.every(s => s.traceId === T.checkout));
+});
+
+test('the dark theme follows the system setting', async () => {
+  await page.goto(`${base}/trace/${T.checkout}?span=a000000000000005`);
+  await page.locator('#span-details').waitFor();
+  const bg = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  const light = await bg();
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const dark = await bg();
+  assert.notEqual(dark, light);
+  await shot('trace-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  assert.equal(await bg(), light);
 });
 
 test('trace quality warnings explain broken traces', async () => {

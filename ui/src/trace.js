@@ -272,7 +272,7 @@ class TraceView {
         // Events as ticks on the timeline (at most a few dozen per row, so a chatty span
         // stays cheap to draw).
         ...s.events.slice(0, 40).map(e => h('span', {
-          class: e.name === 'exception' ? 'event-tick exception' : 'event-tick',
+          class: e.name === 'exception' ? 'event-tick event-tick-exception' : 'event-tick',
           style: `left:${((e.offset - start) / span) * 100}%`,
           title: `${e.name} at +${fmtDuration(e.offset - s.start)}`,
         })),
