@@ -558,9 +558,10 @@ fn web_ui_in_headless_chromium() {
     }
 }
 
-/// The UI's pure modules (span tree, critical path, warnings) under node's test runner.
+/// The UI's pure modules (span tree, critical path, warnings; parsing and formatting) under
+/// node's test runner.
 #[test]
-fn web_ui_model_unit_tests() {
+fn web_ui_unit_tests() {
     if tools().is_none() {
         return;
     }
@@ -569,6 +570,7 @@ fn web_ui_model_unit_tests() {
     let out = Command::new(&node)
         .arg("--test")
         .arg(root.join("tests/ui/model.test.mjs"))
+        .arg(root.join("tests/ui/util.test.mjs"))
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("start {node}: {e}"));
@@ -577,6 +579,6 @@ fn web_ui_model_unit_tests() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "ui model tests failed:\n{log}");
+    assert!(out.status.success(), "ui unit tests failed:\n{log}");
     assert!(log.contains("# fail 0"), "no test result in:\n{log}");
 }
