@@ -52,6 +52,9 @@ struct Cluster {
     compactors: Vec<Skein>,
     compacting: bool,
     expected: Expected,
+    /// Bulk traces of another service, sent to give compaction jobs some length; checked in
+    /// the blocks only.
+    filler: Expected,
     search_start_secs: u64,
 }
 
@@ -157,8 +160,83 @@ impl Cluster {
             compactors,
             compacting,
             expected: Expected::new(),
+            filler: Expected::new(),
             search_start_secs: nanos / 1_000_000_000 - 3600,
         }
+    }
+
+    /// Sends `traces` traces of 10 spans of another service, half of each trace's spans to
+    /// each ingester, 50 traces per request.
+    fn send_filler(&mut self, phase: u8, traces: u16) {
+        let end = now_nanos();
+        for chunk in (0..traces).collect::<Vec<u16>>().chunks(50) {
+            let mut per_ingester: [Vec<Span>; 2] = [Vec::new(), Vec::new()];
+            for &t in chunk {
+                let mut trace_id = vec![0xf1, 0x11, phase, 0x7e];
+                trace_id.extend_from_slice(&end.to_be_bytes());
+                trace_id.extend_from_slice(&[0, 0]);
+                trace_id.extend_from_slice(&t.to_be_bytes());
+                for i in 0..10u8 {
+                    let span_id = vec![0xf0 | phase, (t >> 8) as u8, t as u8, 0, 0, 0, 0, i + 1];
+                    let start = end - 300_000_000 + u64::from(i) * 1_000_000;
+                    self.filler
+                        .entry(hex(&trace_id))
+                        .or_default()
+                        .insert(hex(&span_id));
+                    per_ingester[usize::from(i % 2)].push(Span {
+                        trace_id: trace_id.clone(),
+                        span_id,
+                        name: format!("bulk-{i}"),
+                        kind: 1,
+                        start_time_unix_nano: start,
+                        end_time_unix_nano: start + 50_000_000,
+                        attributes: vec![string_attr("bulk.index", &t.to_string())],
+                        ..Default::default()
+                    });
+                }
+            }
+            for (ingester, spans) in self.ingesters.iter().zip(per_ingester) {
+                let body = request("cluster-bulk", spans).encode_to_vec();
+                send_acknowledged(ingester, &self.tenant, &body);
+            }
+        }
+    }
+
+    /// Unfinished compaction jobs of this tenant (journals not marked complete).
+    fn unfinished_jobs(&self) -> usize {
+        let tenant = skein_storage::TenantId::new(&self.tenant).expect("tenant");
+        let store = self.storage.open().expect("open the storage");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(skein_compactor::journal::read_journals(&store, &tenant))
+            .expect("read the compaction journals")
+            .iter()
+            .filter(|j| !j.complete)
+            .count()
+    }
+
+    /// Waits until a compaction job of this tenant is under way (its journal exists), at most
+    /// `limit`; false when none was seen.
+    fn wait_compaction_job(&self, limit: Duration) -> bool {
+        let tenant = skein_storage::TenantId::new(&self.tenant).expect("tenant");
+        let store = self.storage.open().expect("open the storage");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let journals = rt
+                .block_on(skein_compactor::journal::read_journals(&store, &tenant))
+                .expect("read the compaction journals");
+            if journals.iter().any(|j| !j.complete) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     /// Sends `TRACES_PER_PHASE` traces of `SPANS_PER_TRACE` spans, span `i` of each to
@@ -308,6 +386,35 @@ impl Cluster {
         }
     }
 
+    /// The compactor that works hardest over the next 300 ms (by CPU time): the one running a
+    /// compaction job, when one runs.
+    fn busiest_compactor(&self) -> usize {
+        let cpu = |k: &Skein| -> u64 {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", k.child.id())).unwrap_or_default();
+            // Fields after the command name: state is the 3rd field, utime and stime the
+            // 14th and 15th.
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let field = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            field(11) + field(12)
+        };
+        let before: Vec<u64> = self.compactors.iter().map(cpu).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let used: Vec<u64> = self
+            .compactors
+            .iter()
+            .zip(before)
+            .map(|(k, b)| cpu(k).saturating_sub(b))
+            .collect();
+        (0..used.len()).max_by_key(|&i| used[i]).unwrap_or(0)
+    }
+
     /// Waits (checking meanwhile) until no ingester serves any expected trace any more: the
     /// queriers then find them in blocks only.
     fn wait_handed_off(&self, what: &str) {
@@ -366,7 +473,7 @@ impl Cluster {
             .iter()
             .map(|s| (hex(&s.span.trace_id), hex(&s.span.span_id)))
             .collect();
-        for (t, spans) in &self.expected {
+        for (t, spans) in self.expected.iter().chain(&self.filler) {
             for s in spans {
                 assert!(
                     stored.contains(&(t.clone(), s.clone())),
@@ -513,22 +620,71 @@ fn a_cluster_keeps_every_trace_whole_through_flushes_compactions_and_crashes() {
     let retired = c.wait_compacted("phase 1 compacting", 1);
     c.check_for("phase 1 after compaction", Duration::from_secs(2));
 
-    // Crash: more traces, then SIGKILL one ingester before it flushes them and one compactor
-    // while it cycles.
+    // Crash: more traces (and bulk, so that compacting them takes a moment), then SIGKILL
+    // one ingester before it flushes them.
     c.send_phase(2);
-    c.compactors[0].kill9();
+    c.send_filler(2, 3000);
     c.ingesters[0].kill9();
     // A querier that cannot reach an ingester still answers, quickly, marked partial.
     for q in 0..2 {
         assert_partial_quickly(&c, &c.queriers[q], &c.ingesters[0], Duration::from_secs(5));
     }
     c.ingesters[0].restart();
-    c.compactors[0].restart();
-    c.check("phase 2 after the restarts", false);
+    c.check("phase 2 after the ingester restarted", false);
+    // SIGKILL the compactor that works on this tenant while it compacts the new blocks (its
+    // job journal exists), then start it again.
+    let mid_job = c.compacting && c.wait_compaction_job(Duration::from_secs(60));
+    let busy = c.busiest_compactor();
+    c.compactors[busy].kill9();
+    eprintln!(
+        "killed compactor {busy} {}; its log ended with:\n{}",
+        if mid_job {
+            "during a compaction job"
+        } else {
+            "(no compaction job seen)"
+        },
+        common::tail(&c.compactors[busy].log(), 2)
+    );
+    let interrupted = c.compacting && c.unfinished_jobs() > 0;
+    c.check("phase 2 with a compactor killed", false);
+    c.compactors[busy].restart();
     c.wait_flushed("phase 2 flushing");
     c.wait_handed_off("phase 2 handing off");
-    c.wait_compacted("phase 2 compacting", retired + 1);
+    let retired = c.wait_compacted("phase 2 compacting", retired + 1);
     c.check_for("phase 2 after compaction", Duration::from_secs(2));
+    if interrupted {
+        // The killed job's journal is settled (its partial outputs removed, the job redone).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while c.unfinished_jobs() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "an interrupted compaction job was not settled within 60 s"
+            );
+            c.check("phase 2 settling the interrupted job", false);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        c.check_for("phase 2 after the interrupted job", Duration::from_secs(1));
+    }
+    if c.compacting {
+        let repaired = c
+            .compactors
+            .iter()
+            .any(|k| k.log().contains("settled an interrupted compaction"));
+        eprintln!(
+            "compaction retired {retired} blocks of the tenant in all; the kill {} a job; a \
+             compactor {} an interrupted job",
+            if interrupted {
+                "interrupted"
+            } else {
+                "did not interrupt"
+            },
+            if repaired {
+                "settled"
+            } else {
+                "did not settle"
+            }
+        );
+    }
 
     // An ingester that accepts connections but does not answer: partial after the timeout.
     signal(&c.ingesters[1], "STOP");
