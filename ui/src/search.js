@@ -294,7 +294,7 @@ async function runSearch(ctx, q, win, out) {
     navigate(`/search?${next}`, { replace: true });
   });
   out.replaceChildren(
-    scatter(traces, win, out.clientWidth || 900),
+    scatter(traces, out.clientWidth || 900),
     h('div', { class: 'results-bar' },
       h('span', { class: 'count', id: 'result-count' }, `${traces.length} trace${traces.length === 1 ? '' : 's'}`),
       h('span', { class: 'muted' }, ` in ${Math.round(took)} ms`),
@@ -356,10 +356,9 @@ function fmtDurationMs(ms) {
 /**
  * Duration against start time, one dot per trace; errors in red; a click opens the trace.
  * @param {TraceSummary[]} traces
- * @param {{start: number, end: number}} win
  * @param {number} width
  */
-function scatter(traces, win, width) {
+function scatter(traces, width) {
   const W = Math.max(320, width), H = 170, L = 56, R = 12, T = 10, B = 24;
   const el = svg('svg', { class: 'scatter', id: 'scatter', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'Trace durations over time' });
   const times = traces.map(startMs);
@@ -392,6 +391,5 @@ function scatter(traces, win, width) {
     dot.addEventListener('click', () => navigate(`/trace/${t.traceID}`));
     el.append(dot);
   });
-  void win;
   return h('div', { class: 'scatter-wrap' }, el);
 }

@@ -257,7 +257,7 @@ class TraceView {
     const atEnd = left + width > 82;
     const labelClass = atEnd ? (width > 12 ? 'bar-label inside' : 'bar-label before') : 'bar-label';
     const labelStyle = atEnd ? (width > 12 ? `right:${100 - left - width}%` : `right:${100 - left}%`) : `left:${left + width}%`;
-    return h('div', { class: classes.join(' '), 'data-span-id': s.id, 'data-index': s.index, role: 'row' },
+    return h('div', { class: classes.join(' '), 'data-span-id': s.id, 'data-index': s.index },
       h('div', { class: 'wf-name', style: `padding-left:${6 + Math.min(s.depth, 40) * 14}px` },
         toggle,
         h('span', { class: 'svc-bar', style: `background:${colour}` }),
@@ -462,8 +462,6 @@ class TraceView {
   }
 
   setupMinimap() {
-    const el = /** @type {HTMLElement} */ (this.minimap.parentElement || this.minimap);
-    void el;
     const wrap = this.minimap;
     /** @type {{x: number, y: number} | null} */
     let down = null;
