@@ -319,6 +319,25 @@ async fn a_lease_is_held_by_one_compactor_and_taken_over_when_expired() {
         let a = Lease::try_acquire(&store, &t, "a", ttl).await.unwrap();
         assert!(a.is_some(), "{name}");
         assert!(!b.renew().await.unwrap(), "{name}");
+
+        // Racing for a free tenant: exactly one wins (a create-only put).
+        let t = TenantId::new(&format!("race-{}", uuid_suffix())).unwrap();
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, t) = (store.clone(), t.clone());
+                tokio::spawn(async move {
+                    Lease::try_acquire(&store, &t, &format!("racer-{i}"), ttl)
+                        .await
+                        .unwrap()
+                        .is_some()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for r in racers {
+            winners += usize::from(r.await.unwrap());
+        }
+        assert_eq!(winners, 1, "{name}");
     }
 }
 
