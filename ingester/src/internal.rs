@@ -126,3 +126,74 @@ async fn metrics() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use skein_storage::StorageConfig;
+    use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use skein_storage::recent::decode_traces;
+    use skein_storage::synth::TraceGenerator;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::IngesterConfig;
+
+    async fn search_call(app: Router, tenant: &str, body: &str) -> (StatusCode, Vec<u8>) {
+        let response = app
+            .oneshot(
+                Request::post(paths::SEARCH)
+                    .header(TENANT_HEADER, tenant)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_owned()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (status, bytes.to_vec())
+    }
+
+    #[tokio::test]
+    async fn search_answers_recent_traces_and_refuses_a_bad_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = IngesterConfig {
+            wal_dir: dir.path().join("wal"),
+            ..IngesterConfig::default()
+        };
+        let store = StorageConfig::Memory {}.open().unwrap();
+        let ingester = Ingester::open(config, store).await.unwrap();
+        let tenant = TenantId::new("team-a").unwrap();
+        let mut g = TraceGenerator::new(9, 1_750_000_000_000_000_000, 1);
+        for _ in 0..3 {
+            let request = ExportTraceServiceRequest {
+                resource_spans: spans_to_otlp(g.trace(5)),
+            };
+            let len = request.encoded_len();
+            ingester
+                .push(&tenant, request, len, None, "test")
+                .await
+                .unwrap();
+        }
+        let app = router(Arc::clone(&ingester));
+
+        let (status, body) = search_call(app.clone(), "team-a", "{}").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(decode_traces(&body, "test").unwrap().len(), 3);
+        let (_, body) = search_call(app.clone(), "team-a", r#"{"limit": 2}"#).await;
+        assert_eq!(decode_traces(&body, "test").unwrap().len(), 2);
+        let (_, body) = search_call(app.clone(), "team-b", "{}").await;
+        assert!(decode_traces(&body, "test").unwrap().is_empty());
+
+        let (status, body) = search_call(app.clone(), "team-a", r#"{"service_name": 3}"#).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let message = String::from_utf8_lossy(&body);
+        assert!(message.contains("expected a string"), "{message}");
+        let (status, _) = search_call(app, "team a!", "{}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
