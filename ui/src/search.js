@@ -364,16 +364,25 @@ function scatter(traces, width) {
   const times = traces.map(startMs);
   let t0 = Math.min(...times), t1 = Math.max(...times);
   if (t1 - t0 < 1000) { t0 -= 30000; t1 += 30000; }
-  const maxD = Math.max(1, ...traces.map(t => t.durationMs || 0));
+  const durations = traces.map(t => t.durationMs || 0);
+  const maxD = Math.max(1, ...durations);
+  const median = durations.slice().sort((a, b) => a - b)[Math.floor(durations.length / 2)];
+  // One slow outlier would flatten every other dot onto the axis: past a 50x spread the
+  // duration axis turns logarithmic (labelled at powers of ten).
+  const log = maxD / Math.max(1, median) > 50;
   const x = (/** @type {number} */ ms) => L + ((ms - t0) / (t1 - t0)) * (W - L - R);
-  const y = (/** @type {number} */ d) => H - B - (d / maxD) * (H - T - B);
-  for (let i = 0; i <= 4; i++) {
-    const d = (maxD * i) / 4;
+  const scale = (/** @type {number} */ d) => (log ? Math.log10(1 + d) / Math.log10(1 + maxD) : d / maxD);
+  const y = (/** @type {number} */ d) => H - B - scale(d) * (H - T - B);
+  const ticks = log
+    ? [0, ...Array.from({ length: Math.floor(Math.log10(maxD)) + 1 }, (_, i) => 10 ** i)]
+    : [0, 1, 2, 3, 4].map(i => (maxD * i) / 4);
+  for (const d of ticks) {
     el.append(svg('line', { x1: L, x2: W - R, y1: y(d), y2: y(d), class: 'grid' }));
     const label = svg('text', { x: L - 6, y: y(d) + 4, 'text-anchor': 'end', class: 'axis' });
     label.textContent = d === 0 ? '0' : fmtDuration(d * 1e6);
     el.append(label);
   }
+  el.dataset.scale = log ? 'log' : 'linear';
   for (let i = 0; i <= 4; i++) {
     const ms = t0 + ((t1 - t0) * i) / 4;
     const label = svg('text', { x: x(ms), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle', class: 'axis' });
