@@ -24,6 +24,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// Opens the storage, runs `roles` and returns when they have stopped.
 pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     check_hand_off(&config, &roles)?;
+    if let Some(warning) = delete_grace_warning(&config, &roles) {
+        tracing::warn!("{warning}");
+    }
     // Listen for signals before anything starts, so that an early SIGTERM is not lost.
     let mut signals = Signals::new()?;
     let store = config
@@ -180,6 +183,27 @@ fn check_hand_off(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// An ingester reads the blocks it wrote from object storage while it serves them
+/// (`complete_block_timeout`); a compactor may retire such a block at once and deletes its
+/// objects after `delete_grace`. A shorter grace makes the ingester's answers fail (queries
+/// turn partial) for blocks compacted early. Only a warning: tests shorten the grace on
+/// purpose.
+fn delete_grace_warning(config: &Config, roles: &BTreeSet<Role>) -> Option<String> {
+    let keep = config.ingester.complete_block_timeout;
+    let grace = config.compactor.delete_grace;
+    (roles.contains(&Role::Ingester) && roles.contains(&Role::Compactor) && grace <= keep).then(
+        || {
+            format!(
+                "compactor.delete_grace ({}) should exceed ingester.complete_block_timeout ({}): \
+                 until then the ingester may read blocks the compactor already deleted, and queries \
+                 fail or turn partial",
+                humantime::format_duration(grace),
+                humantime::format_duration(keep)
+            )
+        },
+    )
+}
+
 /// Clients of the ingesters listed in `querier.ingesters`.
 fn remote_ingesters(
     config: &Config,
@@ -288,6 +312,18 @@ mod tests {
         // Separate processes: nothing to compare here.
         let querier = BTreeSet::from([Role::Querier]);
         assert!(check_hand_off(&config(30, 30_000), &querier).is_ok());
+    }
+
+    #[test]
+    fn a_delete_grace_shorter_than_the_hand_off_is_warned_about() {
+        let all = BTreeSet::from([Role::Ingester, Role::Querier, Role::Compactor]);
+        assert_eq!(delete_grace_warning(&Config::default(), &all), None);
+        let mut c = Config::default();
+        c.compactor.delete_grace = Duration::from_secs(1);
+        let warning = delete_grace_warning(&c, &all).expect("a warning");
+        assert!(warning.contains("delete_grace"), "{warning}");
+        let compactor = BTreeSet::from([Role::Compactor]);
+        assert_eq!(delete_grace_warning(&c, &compactor), None);
     }
 
     #[test]
