@@ -36,12 +36,17 @@ if [ ! -x "$chromium" ]; then
 fi
 log "$("$chromium" --version 2>/dev/null || echo "chromium at $chromium")"
 
-for tool in node npm; do
-  command -v "$tool" >/dev/null 2>&1 || {
-    log "error: $tool not found; install Node.js 18 or newer (Debian: apt-get install nodejs npm)"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing nodejs and npm with apt-get"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
+  else
+    log "error: node or npm not found; install Node.js 20 or newer with npm"
     exit 1
-  }
-done
+  fi
+fi
+log "node $(node --version)"
 
 want="$(sha256sum "$lock" | cut -d' ' -f1) $(node --version)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
