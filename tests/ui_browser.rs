@@ -512,6 +512,8 @@ fn web_ui_in_headless_chromium() {
             "tenantB": TENANT_B_TRACE, "missing": MISSING,
         },
         "bigSpans": BIG_SPANS,
+        // When the data was made: the checkout trace started 2 minutes before, inventory 5.
+        "loadedAtMs": now / 1_000_000,
         "linkedSpan": LINKED_SPAN,
         "tenantB": TENANT_B,
         "fixtures": fixtures,
