@@ -55,6 +55,8 @@ struct Cluster {
     /// Bulk traces of another service, sent to give compaction jobs some length; checked in
     /// the blocks only.
     filler: Expected,
+    /// Every block seen retired (tombstoned) so far.
+    retired: std::cell::RefCell<BTreeSet<String>>,
     search_start_secs: u64,
 }
 
@@ -161,6 +163,7 @@ impl Cluster {
             compacting,
             expected: Expected::new(),
             filler: Expected::new(),
+            retired: std::cell::RefCell::default(),
             search_start_secs: nanos / 1_000_000_000 - 3600,
         }
     }
@@ -452,18 +455,33 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             self.check(what, false);
-            let blocks = read_tenant(&self.storage, &self.tenant);
-            if blocks.tombstoned >= retired {
-                return blocks.tombstoned;
+            let seen = self.retired_blocks();
+            if seen >= retired {
+                return seen;
             }
             assert!(
                 Instant::now() < deadline,
-                "{what}: no compaction retired blocks within 90 s ({} visible, {} retired)",
-                blocks.blocks,
-                blocks.tombstoned
+                "{what}: compaction retired {seen} blocks within 90 s, expected {retired}"
             );
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// How many blocks of the tenant have been seen retired so far. Retired blocks are deleted
+    /// after `delete_grace`, so the count is kept here rather than read from the bucket.
+    fn retired_blocks(&self) -> usize {
+        let tenant = skein_storage::TenantId::new(&self.tenant).expect("tenant");
+        let store = self.storage.open().expect("open the storage");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let listing = rt
+            .block_on(skein_storage::blocklist::list_tenant(&store, &tenant))
+            .expect("list the tenant");
+        let mut seen = self.retired.borrow_mut();
+        seen.extend(listing.tombstoned.iter().map(ToString::to_string));
+        seen.len()
     }
 
     /// Every acknowledged span is in a visible block.
