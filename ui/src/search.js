@@ -28,8 +28,6 @@ function startMs(t) {
   return Number(BigInt(t.startTimeUnixNano || '0') / 1000000n);
 }
 
-const ALL = '';
-
 /**
  * Splits logfmt `key=value key2="a b"` into pairs; `null` with a reason when malformed.
  * @param {string} text
@@ -79,8 +77,13 @@ export function renderSearch(ctx) {
  * @param {{start: number, end: number, custom: boolean, key: string}} win
  */
 function searchForm(ctx, q, win) {
-  const service = h('select', { id: 'service', name: 'service', 'aria-label': 'Service' },
-    h('option', { value: ALL }, 'All services'));
+  // The service is typed with suggestions from the API (a long list stays usable); empty
+  // means all services.
+  const service = h('input', {
+    id: 'service', name: 'service', list: 'service-list', value: q.get('service') || '',
+    placeholder: 'All services', spellcheck: 'false', autocomplete: 'off', 'aria-label': 'Service',
+  });
+  const serviceList = h('datalist', { id: 'service-list' });
   const operation = h('select', { id: 'operation', name: 'operation', 'aria-label': 'Operation', disabled: !q.get('service') },
     h('option', { value: '' }, q.get('service') ? 'All operations' : 'Choose a service first'));
   const tags = h('input', {
@@ -100,13 +103,13 @@ function searchForm(ctx, q, win) {
   const error = h('div', { class: 'form-error', role: 'alert' });
   range.addEventListener('change', () => { custom.hidden = range.value !== 'custom'; });
 
-  const wantService = q.get('service') || ALL;
+  const wantService = q.get('service') || '';
   const wantOp = q.get('operation') || '';
+  /** @type {string[]} */
+  let known = [];
   api.services(ctx.signal).then(list => {
-    const names = list.slice().sort();
-    if (wantService && !names.includes(wantService)) names.unshift(wantService);
-    service.replaceChildren(h('option', { value: ALL }, 'All services'),
-      ...names.map(s => h('option', { value: s, selected: s === wantService }, s)));
+    known = list.slice().sort();
+    serviceList.replaceChildren(...known.map(s => h('option', { value: s })));
     service.dataset.loaded = 'true';
     if (wantService) loadOperations(wantService, wantOp);
   }).catch(e => {
@@ -126,7 +129,17 @@ function searchForm(ctx, q, win) {
       operation.append(...names.map(o => h('option', { value: o, selected: o === selected }, o)));
     }).catch(() => { /* the operation stays "all"; the search itself reports errors */ });
   }
-  service.addEventListener('change', () => loadOperations(service.value, ''));
+  // Operations follow the service as soon as it names a known one (picking a suggestion
+  // fires `input` too), and when the field is left.
+  let opsFor = wantService;
+  const followService = () => {
+    const v = service.value.trim();
+    if (v === opsFor || (v && !known.includes(v))) return;
+    opsFor = v;
+    loadOperations(v, '');
+  };
+  service.addEventListener('input', followService);
+  service.addEventListener('change', followService);
 
   // Tag autocomplete: names while typing a key, values after `key=`; each suggestion is the
   // whole input with the last word completed, which is what a datalist can offer.
@@ -166,7 +179,7 @@ function searchForm(ctx, q, win) {
   tags.addEventListener('focus', suggest);
 
   const form = h('form', { class: 'search-form', id: 'search-form', autocomplete: 'off' },
-    field('Service', service), field('Operation', operation),
+    field('Service', service), serviceList, field('Operation', operation),
     field('Tags', tags, 'key=value pairs that must all hold on one span'), suggestions,
     field('Min duration', minD), field('Max duration', maxD),
     field('Time range', h('span', {}, range, custom)), field('Limit', limit),
@@ -177,7 +190,7 @@ function searchForm(ctx, q, win) {
     e.preventDefault();
     error.textContent = '';
     const next = new URLSearchParams();
-    if (service.value) next.set('service', service.value);
+    if (service.value.trim()) next.set('service', service.value.trim());
     if (operation.value) next.set('operation', operation.value);
     const t = tags.value.trim();
     if (t) {
