@@ -204,7 +204,8 @@ fn delete_grace_warning(config: &Config, roles: &BTreeSet<Role>) -> Option<Strin
     )
 }
 
-/// Clients of the ingesters listed in `querier.ingesters`.
+/// The ingesters listed in `querier.ingesters`, as one source of recent data that asks them
+/// all at once (none when the list is empty).
 fn remote_ingesters(
     config: &Config,
     roles: &BTreeSet<Role>,
@@ -219,10 +220,13 @@ fn remote_ingesters(
     for r in &remote {
         tracing::info!(ingester = r.entry(), "querying a remote ingester");
     }
-    Ok(remote
-        .into_iter()
-        .map(|r| Arc::new(r) as Arc<dyn skein_storage::recent::RecentData>)
-        .collect())
+    if remote.is_empty() {
+        return Ok(Vec::new());
+    }
+    let group = skein_querier::remote::RemoteIngesters::new(remote);
+    Ok(vec![
+        Arc::new(group) as Arc<dyn skein_storage::recent::RecentData>
+    ])
 }
 
 /// The running roles, each a task.
@@ -334,6 +338,12 @@ mod tests {
         assert!(err.to_string().contains("ingester-1"), "{err}");
         c.querier.ingesters = vec!["ingester-1:3201".into(), "127.0.0.1:3202".into()];
         let ok = remote_ingesters(&c, &BTreeSet::from([Role::Querier])).unwrap();
-        assert_eq!(ok.len(), 2);
+        assert_eq!(ok.len(), 1, "one source asking both at once");
+        c.querier.ingesters.clear();
+        assert!(
+            remote_ingesters(&c, &BTreeSet::from([Role::Querier]))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -428,6 +428,56 @@ impl RecentData for RemoteIngester {
     }
 }
 
+/// Every configured ingester as one source of recent data, asked all at once: a lookup waits
+/// for the slowest ingester, not for the sum of them.
+#[derive(Debug)]
+pub struct RemoteIngesters {
+    members: Vec<RemoteIngester>,
+}
+
+impl RemoteIngesters {
+    /// The ingesters `members`, asked together.
+    pub fn new(members: Vec<RemoteIngester>) -> Self {
+        RemoteIngesters { members }
+    }
+
+    /// The configured entries.
+    pub fn entries(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(RemoteIngester::entry)
+    }
+}
+
+#[async_trait]
+impl RecentData for RemoteIngesters {
+    async fn find_trace(
+        &self,
+        tenant: &TenantId,
+        id: &TraceId,
+    ) -> skein_storage::Result<Vec<SpanRecord>> {
+        let answers =
+            futures::future::join_all(self.members.iter().map(|m| m.find_trace(tenant, id))).await;
+        let mut spans = Vec::new();
+        for answer in answers {
+            spans.extend(answer?);
+        }
+        Ok(spans)
+    }
+
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &TraceQuery,
+    ) -> skein_storage::Result<Vec<Vec<SpanRecord>>> {
+        let answers =
+            futures::future::join_all(self.members.iter().map(|m| m.search(tenant, query))).await;
+        let mut parts = Vec::new();
+        for answer in answers {
+            parts.push(answer?);
+        }
+        Ok(newest_first(parts, query.limit))
+    }
+}
+
 /// Joins the answers of several ingesters: the pieces of one trace become one, newest first
 /// (by earliest span start), at most `limit` (0: all).
 fn newest_first(parts: Vec<Vec<Vec<SpanRecord>>>, limit: usize) -> Vec<Vec<SpanRecord>> {
@@ -589,7 +639,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_healthy_ingester_leaves_the_response_alone() {
+    async fn a_group_answers_with_the_reachable_ingesters_and_is_partial() {
+        let down = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (up, n) = fake_ingester().await;
+        let group = Arc::new(RemoteIngesters::new(vec![
+            RemoteIngester::new(&down.to_string(), options()).unwrap(),
+            RemoteIngester::new(&up.to_string(), options()).unwrap(),
+        ]));
+        assert_eq!(group.entries().count(), 2);
+        let app = Router::new()
+            .route(
+                "/q",
+                get(move || {
+                    let group = Arc::clone(&group);
+                    async move {
+                        let spans = group
+                            .find_trace(&TenantId::default_tenant(), &TraceId([1; 16]))
+                            .await
+                            .unwrap();
+                        axum::Json(serde_json::json!({ "spans": spans.len() }))
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn(partial_responses));
+        let (response, json) = get_q(app).await;
+        assert_eq!(json["spans"], n);
+        assert_eq!(json["partial"], true);
+        let unreachable = response.headers()[UNREACHABLE_HEADER].to_str().unwrap();
+        assert!(unreachable.contains(&down.to_string()), "{unreachable}");
+        assert!(!unreachable.contains(&up.to_string()), "{unreachable}");
+    }
+
+    /// An ingester's internal API that holds one trace and finds nothing by search: its
+    /// address and the trace's span count.
+    async fn fake_ingester() -> (std::net::SocketAddr, usize) {
         let mut g = TraceGenerator::new(5, 1_750_000_000_000_000_000, 1);
         let trace = g.trace(6);
         let n = trace.len();
@@ -612,6 +698,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, ingester).await });
+        (addr, n)
+    }
+
+    #[tokio::test]
+    async fn a_healthy_ingester_leaves_the_response_alone() {
+        let (addr, n) = fake_ingester().await;
         let remote = Arc::new(RemoteIngester::new(&addr.to_string(), options()).unwrap());
         let (response, json) = get_q(app(remote)).await;
         assert!(response.headers().get(PARTIAL_HEADER).is_none());
