@@ -354,18 +354,24 @@ async fn call(request: reqwest::RequestBuilder) -> Result<Option<bytes::Bytes>, 
 }
 
 fn describe(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_owned()
+    // The innermost cause says the most ("Connection refused"); reqwest's own message
+    // repeats the URL.
+    let mut cause: Option<String> = None;
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        cause = Some(s.to_string());
+        source = s.source();
+    }
+    let what = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "cannot connect".to_owned()
+        "cannot connect"
     } else {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message = format!("{message}: {s}");
-            source = s.source();
-        }
-        message
+        "request failed"
+    };
+    match cause {
+        Some(c) if !e.is_timeout() => format!("{what}: {c}"),
+        _ => what.to_owned(),
     }
 }
 
