@@ -12,12 +12,11 @@
 //! - **HTTP APIs**: the Tempo API (so Grafana's Tempo data source works), the Jaeger query
 //!   APIs v1 and v3 (Jaeger UI, Grafana's Jaeger data source) and Skein's own web UI.
 //!
-//! What exists today: [`run`] binds the API server (`server.http_listen`, default `:3200`)
-//! and the Jaeger-compatible server (`server.jaeger_listen`, default `:16686`). The API server
-//! answers trace by ID at Tempo's paths ([`tempo`], through [`lookup::TraceLookup`]: blocks
-//! plus the in-process ingester's recent data), `GET /ready`, `GET /api/echo`, `GET /metrics`
-//! and `GET /api/status/buildinfo`; other paths, and the whole Jaeger server for now, answer
-//! a JSON 404 (see [`api`]). Search and the Jaeger APIs are still to come.
+//! Modules: [`lookup`] (trace by ID), [`search`] (search and listings, from tag indexes or
+//! block scans), [`tagcache`] (downloaded tag indexes), [`tempo`], [`jaeger`] and
+//! [`jaeger_v3`] (the HTTP APIs), [`remote`] (ingesters in other processes), [`admin`]
+//! (per-tenant overrides), [`api`] (readiness, build info, metrics, errors) and the embedded
+//! web UI.
 
 pub mod admin;
 pub mod api;
@@ -28,8 +27,8 @@ pub mod lookup;
 pub mod params;
 pub mod remote;
 pub mod search;
-pub mod tagcache;
 mod server;
+pub mod tagcache;
 pub mod tempo;
 mod ui;
 

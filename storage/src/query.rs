@@ -221,6 +221,11 @@ pub struct TraceSummary {
 impl TraceSummary {
     /// Summarises the spans of one trace; `None` for no spans or a malformed trace ID.
     pub fn from_spans(spans: &[SpanRecord]) -> Option<Self> {
+        Self::from_span_refs(&spans.iter().collect::<Vec<_>>())
+    }
+
+    /// Like [`from_spans`](Self::from_spans), over borrowed spans.
+    pub fn from_span_refs(spans: &[&SpanRecord]) -> Option<Self> {
         let first = spans.first()?;
         let trace_id = first.trace_id().ok()?;
         let start = spans.iter().map(|s| s.span.start_time_unix_nano).min()?;

@@ -268,10 +268,7 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
     // terms come out dense, which compresses them several times better than trace-ID order.
     let mut traces: Vec<(TraceSummary, Vec<&SpanRecord>)> = by_trace
         .into_values()
-        .filter_map(|trace| {
-            let owned: Vec<SpanRecord> = trace.iter().map(|s| (*s).clone()).collect();
-            Some((TraceSummary::from_spans(&owned)?, trace))
-        })
+        .filter_map(|trace| Some((TraceSummary::from_span_refs(&trace)?, trace)))
         .collect();
     traces.sort_by(|(a, _), (b, _)| {
         (
