@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use prost::Message;
 use skein_storage::block::{WriteOptions, encode_block};
 use skein_storage::metrics::{Handle, LATENCY_BUCKETS, registry};
@@ -15,6 +16,7 @@ use skein_storage::model::{spans_from_otlp, spans_to_otlp};
 use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_storage::query::{TraceQuery, TraceSummary};
 use skein_storage::recent::RecentData;
+use skein_storage::store::{block_object, names};
 use skein_storage::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
 use tokio::sync::{RwLock, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -757,6 +759,29 @@ fn newest_first(traces: TraceMap, query: &TraceQuery) -> Vec<Vec<SpanRecord>> {
     matched.into_iter().map(|(_, _, s)| s).collect()
 }
 
+impl Ingester {
+    /// The result of reading one of this ingester's flushed blocks, or nothing when the read
+    /// failed because the block is gone: a compactor replaced it and deleted it after the
+    /// grace period. Its spans are then in the replacing block, which every querier sees by
+    /// then (the grace period outlasts the block-list refresh), so answering without them
+    /// loses nothing. Any other failure is returned.
+    async fn unless_retired<T: Default>(
+        &self,
+        meta: &skein_storage::BlockMeta,
+        read: skein_storage::Result<T>,
+    ) -> skein_storage::Result<T> {
+        let Err(e) = read else { return read };
+        for name in [names::DATA, names::BLOOM] {
+            let path = block_object(&meta.tenant, meta.block_id, name);
+            if let Err(object_store::Error::NotFound { .. }) = self.store.head(&path).await {
+                tracing::debug!(block = %meta.block_id, "a flushed block was retired; its spans are in the block that replaced it");
+                return Ok(T::default());
+            }
+        }
+        Err(e)
+    }
+}
+
 #[async_trait]
 impl RecentData for Ingester {
     async fn find_trace(
@@ -775,11 +800,10 @@ impl RecentData for Ingester {
         // Decoded outside the lock: receivers keep going meanwhile.
         let mut spans = decode(&chunks).remove(id).unwrap_or_default();
         for meta in flushed {
-            spans.extend(
-                BlockReader::open(self.store.clone(), meta)
-                    .find_trace(id)
-                    .await?,
-            );
+            let found = BlockReader::open(self.store.clone(), meta.clone())
+                .find_trace(id)
+                .await;
+            spans.extend(self.unless_retired(&meta, found).await?);
         }
         Ok(spans)
     }
@@ -805,10 +829,11 @@ impl RecentData for Ingester {
             ..Default::default()
         };
         for meta in flushed {
-            let parts: Vec<Vec<SpanRecord>> = BlockReader::open(self.store.clone(), meta)
+            let read = BlockReader::open(self.store.clone(), meta.clone())
                 .scan(window.clone())
-                .try_collect()
-                .await?;
+                .try_collect::<Vec<Vec<SpanRecord>>>()
+                .await;
+            let parts = self.unless_retired(&meta, read).await?;
             for s in parts.into_iter().flatten() {
                 if let Ok(id) = s.trace_id() {
                     traces.entry(id).or_default().push(s);
