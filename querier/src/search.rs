@@ -79,6 +79,8 @@ struct Candidate {
     start_bound: u64,
     /// Found by the block's tag index: the index and what it knows of the trace.
     indexed: Option<(Arc<TagIndex>, TraceHit)>,
+    /// Found by scanning the block: every span of the trace in the block.
+    local: Option<Vec<SpanRecord>>,
 }
 
 /// The traces decided so far that make the cut: at most `limit`, newest first.
@@ -138,31 +140,42 @@ impl TraceLookup {
                             id: summary.trace_id,
                             start_bound: summary.start_unix_nano,
                             indexed: Some((Arc::clone(&index), h)),
+                            local: None,
                         })
                     })
                     .collect());
             }
         }
+        // Whole traces of this block that have a matching span, so that a trace no other
+        // block holds is decided from what was read here.
         let filter = ScanFilter {
             start_unix_nano: span_window(query).map(|w| w.0),
             end_unix_nano: span_window(query).map(|w| w.1),
             service_name: query.service_name.clone(),
+            whole_traces: true,
             ..Default::default()
         };
         let parts: Vec<Vec<SpanRecord>> = self.reader_for(&meta).scan(filter).try_collect().await?;
-        let mut bounds: HashMap<TraceId, u64> = HashMap::new();
-        for s in parts.iter().flatten().filter(|s| candidate(query, s)) {
+        let mut traces: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
+        for s in parts.into_iter().flatten() {
             if let Ok(id) = s.trace_id() {
-                let start = bounds.entry(id).or_insert(u64::MAX);
-                *start = (*start).min(s.span.start_time_unix_nano);
+                traces.entry(id).or_default().push(s);
             }
         }
-        Ok(bounds
+        Ok(traces
             .into_iter()
-            .map(|(id, start_bound)| Candidate {
-                id,
-                start_bound,
-                indexed: None,
+            .filter_map(|(id, spans)| {
+                let start_bound = spans
+                    .iter()
+                    .filter(|s| candidate(query, s))
+                    .map(|s| s.span.start_time_unix_nano)
+                    .min()?;
+                Some(Candidate {
+                    id,
+                    start_bound,
+                    indexed: None,
+                    local: Some(spans),
+                })
             })
             .collect())
     }
@@ -193,6 +206,17 @@ impl TraceLookup {
                     false => None,
                 });
             }
+        }
+        if let Some(spans) = &c.local
+            && self.only_in(tenant, &c.id, block).await?
+        {
+            // The whole trace, read here; copies a crash-replayed WAL left are dropped as a
+            // lookup by ID would.
+            let spans = crate::lookup::merge(vec![spans.clone()]);
+            return Ok(match query.matches(&spans) {
+                true => TraceSummary::from_spans(&spans),
+                false => None,
+            });
         }
         *full_reads += 1;
         let spans = self.find(tenant, &c.id, None).await?;
