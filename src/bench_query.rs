@@ -419,8 +419,10 @@ async fn generate(
                 );
                 let spans = generator.spans(n as usize);
                 let facts = block_facts(&spans, i, samples_per_block);
+                // With --tag-index, blocks as the compactor writes them.
                 let opts = WriteOptions {
                     tag_index,
+                    compaction_level: u32::from(tag_index),
                     ..WriteOptions::default()
                 };
                 let item = encode_block(&tenant, spans, &opts)

@@ -64,25 +64,38 @@ impl TraceLookup {
         self.tag_indexes.as_ref()?.get(meta).await
     }
 
-    /// True when no block of `tenant` but `block` may hold spans of trace `id` (by the
-    /// row-group ranges in the metas and the cached bloom filters), and no ingester holds any.
-    pub async fn only_in(&self, tenant: &TenantId, id: &TraceId, block: BlockId) -> Result<bool> {
+    /// The spans of trace `id` of `tenant` held anywhere but in `block`: in the other blocks
+    /// whose trace-ID ranges (from the metas) and cached bloom filters allow it, which are
+    /// read, and in the ingesters. Also returns how many blocks were read. Empty when the
+    /// trace lies wholly in `block`.
+    pub async fn elsewhere(
+        &self,
+        tenant: &TenantId,
+        id: &TraceId,
+        block: BlockId,
+    ) -> Result<(Vec<SpanRecord>, usize)> {
         let blocks = self.blocks.blocks(tenant).await?;
+        let mut maybe = Vec::new();
         for meta in blocks.iter() {
             if meta.block_id == block || !meta.row_groups.iter().any(|rg| rg.may_contain(id)) {
                 continue;
             }
             match self.bloom(meta).await? {
                 Some(bloom) if !bloom.may_contain(id) => {}
-                _ => return Ok(false),
+                _ => maybe.push(meta.clone()),
             }
         }
+        let read = maybe.len();
+        let id = *id;
+        let mut parts: Vec<Vec<SpanRecord>> = futures::stream::iter(maybe)
+            .map(|meta| async move { self.reader(&meta).find_trace_unchecked(&id).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
         for r in &self.recent {
-            if !r.find_trace(tenant, id).await?.is_empty() {
-                return Ok(false);
-            }
+            parts.push(r.find_trace(tenant, &id).await?);
         }
-        Ok(true)
+        Ok((parts.into_iter().flatten().collect(), read))
     }
 
     async fn bloom(&self, meta: &BlockMeta) -> Result<Option<Arc<BloomFilter>>> {

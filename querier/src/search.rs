@@ -198,21 +198,23 @@ impl TraceLookup {
                     .summary(hit.ordinal)
                     .map(|summary| trace_level_match(query, summary)),
             };
-            if let Some(matches) = verdict
-                && self.only_in(tenant, &c.id, block).await?
-            {
-                return Ok(match matches {
-                    true => index.summary(hit.ordinal).cloned(),
-                    false => None,
-                });
+            if let Some(matches) = verdict {
+                let (pieces, read) = self.elsewhere(tenant, &c.id, block).await?;
+                *full_reads += usize::from(read > 0);
+                if pieces.is_empty() {
+                    return Ok(match matches {
+                        true => index.summary(hit.ordinal).cloned(),
+                        false => None,
+                    });
+                }
             }
         }
-        if let Some(spans) = &c.local
-            && self.only_in(tenant, &c.id, block).await?
-        {
-            // The whole trace, read here; copies a crash-replayed WAL left are dropped as a
-            // lookup by ID would.
-            let spans = crate::lookup::merge(vec![spans.clone()]);
+        if let Some(local) = &c.local {
+            // The spans read here and those held elsewhere make the whole trace; copies a
+            // crash-replayed WAL left are dropped as a lookup by ID would.
+            let (pieces, read) = self.elsewhere(tenant, &c.id, block).await?;
+            *full_reads += usize::from(read > 0);
+            let spans = crate::lookup::merge(vec![local.clone(), pieces]);
             return Ok(match query.matches(&spans) {
                 true => TraceSummary::from_spans(&spans),
                 false => None,

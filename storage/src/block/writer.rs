@@ -63,7 +63,12 @@ fn encode_block_refs(
         false => None,
     };
     let (data, stats) = encode_span_refs(spans, &opts.encode)?;
-    let mut bloom = BloomFilter::with_capacity(stats.trace_ids.len());
+    // Compacted blocks live long and every search asks their filters: a lower rate.
+    let bits = match opts.compaction_level {
+        0 => crate::bloom::BITS_PER_KEY,
+        _ => crate::bloom::COMPACTED_BITS_PER_KEY,
+    };
+    let mut bloom = BloomFilter::with_capacity_bits(stats.trace_ids.len(), bits);
     for id in &stats.trace_ids {
         bloom.insert(id);
     }
