@@ -5,7 +5,7 @@
 //! cargo run --release -p skein-compactor --example bench_compact -- [SPANS] [BLOCKS]
 //! ```
 //!
-//! It writes `BLOCKS` (default 40) ingester-like blocks holding `SPANS` (default 2 000 000)
+//! It writes `BLOCKS` (default 16, one compaction job) ingester-like blocks holding `SPANS` (default 2 000 000)
 //! synthetic spans (the generator of `skein_storage::synth`, about 330 bytes of OTLP protobuf
 //! per span) into a local bucket under a temporary directory, each block a run of
 //! consecutive traces with one trace in ten split with the next block, then runs compaction
@@ -45,7 +45,7 @@ async fn main() {
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(2_000_000);
-    let blocks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
+    let blocks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = StorageConfig::Local {
         path: dir.path().to_path_buf(),
@@ -140,4 +140,53 @@ async fn main() {
         "spans per wall-second          {:.0}",
         n as f64 / wall.max(0.01)
     );
+
+    // Where the time goes, on the largest output block: decoding it, and encoding it again
+    // without and with the tag index.
+    if let Some(big) = after.iter().max_by_key(|m| m.span_count) {
+        let reader = skein_storage::BlockReader::open(store.clone(), big.clone());
+        let (c0, t0) = (cpu_secs(), Instant::now());
+        let spans = reader.read_all().await.expect("read");
+        let decode = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
+        let k = spans.len() as f64;
+        let encode = |tag_index: bool, zstd_level: i32| {
+            let opts = skein_storage::block::WriteOptions {
+                tag_index,
+                encode: skein_storage::block::EncodeOptions {
+                    zstd_level,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let copy = spans.clone();
+            let (c0, t0) = (cpu_secs(), Instant::now());
+            let b = skein_storage::block::encode_block(&tenant, copy, &opts).expect("encode");
+            let bytes = b.data.len() as f64 / k;
+            (cpu_secs() - c0, t0.elapsed().as_secs_f64(), bytes)
+        };
+        let plain = encode(false, 3);
+        let indexed = encode(true, 3);
+        let level9 = encode(false, 9);
+        println!(
+            "one output block of {} spans, CPU-seconds (wall):",
+            spans.len()
+        );
+        println!(
+            "  {:<28} {:.2} s ({:.2} s), {:.0} spans per CPU-second",
+            "decode",
+            decode.0,
+            decode.1,
+            k / decode.0.max(0.01)
+        );
+        for (what, (cpu, wall, bytes)) in [
+            ("encode, zstd 3, no index", plain),
+            ("encode, zstd 3, tag index", indexed),
+            ("encode, zstd 9, no index", level9),
+        ] {
+            println!(
+                "  {what:<28} {cpu:.2} s ({wall:.2} s), {:.0} spans per CPU-second, {bytes:.1} bytes/span",
+                k / cpu.max(0.01)
+            );
+        }
+    }
 }

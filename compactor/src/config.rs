@@ -34,6 +34,10 @@ pub struct CompactorConfig {
     pub max_block_spans: u64,
     /// Most traces in one output block. Default `200000`.
     pub max_block_traces: u64,
+    /// zstd level of compacted blocks (1–22). Compacted blocks live long, so they get a
+    /// higher level than the ingesters' 3: about 6% fewer bytes for about 10% more compactor
+    /// CPU (docs/benchmarks.md). Default `9`.
+    pub zstd_level: i32,
     /// How long a retired (tombstoned) block is kept before its objects are deleted. Must be
     /// longer than the queriers' `block_list_refresh` (30 s) plus the longest query, so that
     /// no query still reading a retired block finds its objects gone. Default `5m`.
@@ -71,6 +75,7 @@ impl Default for CompactorConfig {
             max_block_bytes: 256 * 1024 * 1024,
             max_block_spans: 500_000,
             max_block_traces: 200_000,
+            zstd_level: 9,
             delete_grace: Duration::from_secs(300),
             orphan_age: Duration::from_secs(3600),
             retention: Duration::from_secs(14 * 86_400),

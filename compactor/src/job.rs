@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
-use skein_storage::block::{WriteOptions, encode_block};
+use skein_storage::block::{EncodeOptions, WriteOptions, encode_block};
 use skein_storage::{BlockMeta, BlockReader, BlockWriter, ScanFilter, Store, TenantId};
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,7 @@ pub async fn compact(
     tenant: TenantId,
     inputs: Vec<BlockMeta>,
     limits: OutputLimits,
+    zstd_level: i32,
     stop: CancellationToken,
 ) -> Result<JobReport> {
     let now = SystemTime::now()
@@ -50,6 +51,7 @@ pub async fn compact(
         journal.clone(),
         inputs.clone(),
         limits,
+        zstd_level,
         &stop,
     )
     .await
@@ -99,6 +101,7 @@ async fn merge_and_write(
     mut journal: Journal,
     inputs: Vec<BlockMeta>,
     limits: OutputLimits,
+    zstd_level: i32,
     stop: &CancellationToken,
 ) -> Result<(Journal, Vec<BlockMeta>, MergeStats)> {
     let handle = tokio::runtime::Handle::current();
@@ -115,7 +118,10 @@ async fn merge_and_write(
             .saturating_add(1),
         replaces: inputs.iter().map(|m| m.block_id).collect(),
         tag_index: true,
-        ..Default::default()
+        encode: EncodeOptions {
+            zstd_level,
+            ..Default::default()
+        },
     };
     // The whole merge runs on a blocking thread: decoding, merging, encoding and index
     // building are CPU work. Object-store I/O is driven from there through the runtime.

@@ -270,6 +270,7 @@ impl Compactor {
                 tenant.clone(),
                 inputs,
                 self.config.limits(),
+                self.config.zstd_level.clamp(1, 22),
                 stop.clone(),
             )
             .await
