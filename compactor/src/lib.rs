@@ -324,6 +324,15 @@ pub async fn run(
     loop {
         let started = std::time::Instant::now();
         match compactor.run_cycle(&shutdown).await {
+            // A cycle that changed nothing is not worth an info line every 30 s.
+            Ok(r) if r.jobs + r.expired + r.deleted + r.orphans + r.repaired == 0 => {
+                tracing::debug!(
+                    tenants = r.tenants,
+                    busy = r.tenants_busy,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "compaction cycle done, nothing to do"
+                )
+            }
             Ok(r) => tracing::info!(
                 tenants = r.tenants,
                 busy = r.tenants_busy,
