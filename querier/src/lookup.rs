@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use prost::Message;
 use skein_storage::bloom::BloomFilter;
 use skein_storage::recent::RecentData;
 use skein_storage::store::{block_object, names};
@@ -197,13 +196,8 @@ pub fn merge(parts: Vec<Vec<SpanRecord>>) -> Vec<SpanRecord> {
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut out = Vec::new();
     for s in parts.into_iter().flatten() {
-        let mut key = s.span.encode_to_vec();
-        key.extend_from_slice(&s.resource.resource.encode_to_vec());
-        key.extend_from_slice(s.resource.schema_url.as_bytes());
-        key.push(0);
-        key.extend_from_slice(&s.scope.scope.encode_to_vec());
-        key.extend_from_slice(s.scope.schema_url.as_bytes());
-        if seen.insert(key) {
+        // The compactor drops copies by the same definition.
+        if seen.insert(skein_storage::dedupe::content_key(&s)) {
             out.push(s);
         }
     }
