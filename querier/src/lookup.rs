@@ -7,10 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use skein_storage::bloom::BloomFilter;
 use skein_storage::recent::RecentData;
-use skein_storage::store::{block_object, names};
+use skein_storage::store::{names, read_block_object};
 use skein_storage::{
     BlockId, BlockList, BlockMeta, BlockReader, SpanRecord, Store, TenantId, TraceId,
 };
@@ -104,15 +103,8 @@ impl TraceLookup {
         if let Some(b) = lock(&self.blooms).1.get(&meta.block_id) {
             return Ok(Some(Arc::clone(b)));
         }
-        let path = block_object(&meta.tenant, meta.block_id, names::BLOOM);
-        let bytes = self
-            .store
-            .get(&path)
-            .await
-            .map_err(skein_storage::Error::from)?
-            .bytes()
-            .await
-            .map_err(skein_storage::Error::from)?;
+        let bytes =
+            read_block_object(&self.store, &meta.tenant, meta.block_id, names::BLOOM).await?;
         let bloom = Arc::new(BloomFilter::from_bytes(&bytes)?);
         let mut cache = lock(&self.blooms);
         if cache.0 + bytes.len() > BLOOM_CACHE_BYTES {

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use object_store::ObjectStoreExt;
-use skein_storage::store::{block_object, names};
+use skein_storage::store::{block_object, names, read_block_object};
 use skein_storage::tagindex::{self, TagIndex};
 use skein_storage::{BlockId, BlockMeta, Store};
 use tokio::sync::Mutex as AsyncMutex;
@@ -102,15 +101,9 @@ impl TagIndexCache {
     }
 
     async fn load(&self, meta: &BlockMeta) -> Result<Arc<TagIndex>> {
+        let bundle =
+            read_block_object(&self.store, &meta.tenant, meta.block_id, names::INDEX).await?;
         let path = block_object(&meta.tenant, meta.block_id, names::INDEX);
-        let bundle = self
-            .store
-            .get(&path)
-            .await
-            .map_err(skein_storage::Error::from)?
-            .bytes()
-            .await
-            .map_err(skein_storage::Error::from)?;
         let dir = self
             .dir
             .join(meta.tenant.as_str())

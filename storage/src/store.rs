@@ -178,6 +178,18 @@ pub fn block_prefix(tenant: &TenantId, block: BlockId) -> Path {
     tenant_prefix(tenant).join(block.to_string())
 }
 
+/// The whole content of one object of a block.
+pub async fn read_block_object(
+    store: &Store,
+    tenant: &TenantId,
+    block: BlockId,
+    name: &str,
+) -> crate::Result<bytes::Bytes> {
+    use object_store::ObjectStoreExt;
+    let path = block_object(tenant, block, name);
+    Ok(store.get(&path).await?.bytes().await?)
+}
+
 /// One object of a block, by name (see [`names`]).
 pub fn block_object(tenant: &TenantId, block: BlockId, name: &str) -> Path {
     block_prefix(tenant, block).join(name)
