@@ -197,6 +197,26 @@ fn attr(kv: &KeyValue) -> Attr {
     )
 }
 
+/// The length and a hash of an attribute's type and string form, without allocating for
+/// string values.
+fn value_hash(kv: &KeyValue) -> (usize, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    type_byte(kv).hash(&mut h);
+    let len = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(V::StringValue(v)) => {
+            v.hash(&mut h);
+            v.len()
+        }
+        _ => {
+            let v = kv.value.as_ref().map(value_string).unwrap_or_default();
+            v.hash(&mut h);
+            v.len()
+        }
+    };
+    (len, h.finish())
+}
+
 /// Builds the index bundle of a block's spans. The spans may come in any order; they are
 /// grouped by trace. CPU-heavy: run it on a blocking thread.
 pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
@@ -207,21 +227,24 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
 
     // Which span attribute keys get terms: few, short distinct values.
     let limit = MAX_INDEXED_VALUES.max(spans.len() / SPANS_PER_INDEXED_VALUE);
-    let mut values: HashMap<&str, BTreeSet<(u8, String)>> = HashMap::new();
+    // Distinct values are counted by hash (a collision can only undercount, which at worst
+    // gives a key terms it could have done without).
+    let mut values: HashMap<&str, std::collections::HashSet<u64>> = HashMap::new();
     let mut too_long: BTreeSet<&str> = BTreeSet::new();
     for s in spans {
         let lists = std::iter::once(&s.span.attributes)
             .chain(s.span.events.iter().map(|e| &e.attributes))
             .chain(s.span.links.iter().map(|l| &l.attributes));
         for kv in lists.flatten() {
-            let (_, ty, v) = attr(kv);
-            if v.len() > MAX_TERM_VALUE {
+            let set = values.entry(kv.key.as_str()).or_default();
+            if set.len() > limit {
+                continue;
+            }
+            let (len, hash) = value_hash(kv);
+            if len > MAX_TERM_VALUE {
                 too_long.insert(kv.key.as_str());
             }
-            let set = values.entry(kv.key.as_str()).or_default();
-            if set.len() <= limit {
-                set.insert((ty, v));
-            }
+            set.insert(hash);
         }
     }
     let indexed: BTreeSet<String> = values
@@ -284,6 +307,7 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
                 b.trace_id,
             ))
     });
+    let mut term: Vec<u8> = Vec::new();
     for (summary, mut trace) in traces {
         // Within a trace too: spans of one service and name next to each other.
         trace.sort_by(|a, b| {
@@ -298,8 +322,21 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
             doc.add_text(f.name, &s.span.name);
             let mut add = |attrs: &[KeyValue]| {
                 for kv in attrs.iter().filter(|kv| indexed.contains(&kv.key)) {
-                    let (k, ty, v) = attr(kv);
-                    doc.add_bytes(f.span_attr, &term_bytes(&k, ty, &v));
+                    term.clear();
+                    push_varint(&mut term, kv.key.len() as u64);
+                    term.extend_from_slice(kv.key.as_bytes());
+                    term.push(type_byte(kv));
+                    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(V::StringValue(v)) => term.extend_from_slice(v.as_bytes()),
+                        _ => term.extend_from_slice(
+                            kv.value
+                                .as_ref()
+                                .map(value_string)
+                                .unwrap_or_default()
+                                .as_bytes(),
+                        ),
+                    }
+                    doc.add_bytes(f.span_attr, &term);
                 }
             };
             add(&s.span.attributes);
@@ -457,6 +494,9 @@ struct TableBuilder {
     traces: Vec<TraceSummary>,
     resources: Vec<Holder>,
     resource_ids: HashMap<Holder, u64>,
+    /// Spans share their resource and scope through an `Arc`: one lookup per distinct one.
+    resource_by_ptr: HashMap<*const crate::model::ResourceInfo, u64>,
+    scope_by_ptr: HashMap<*const crate::model::ScopeInfo, u64>,
     scopes: Vec<Holder>,
     scope_ids: HashMap<Holder, u64>,
     span_keys: BTreeMap<String, bool>,
@@ -493,19 +533,31 @@ fn intern(list: &mut Vec<Holder>, ids: &mut HashMap<Holder, u64>, h: Holder) -> 
 
 impl TableBuilder {
     fn resource(&mut self, s: &SpanRecord) -> u64 {
+        let ptr = std::sync::Arc::as_ptr(&s.resource);
+        if let Some(&i) = self.resource_by_ptr.get(&ptr) {
+            return i;
+        }
         let h = Holder {
             service: s.service_name().to_owned(),
             attrs: s.resource.resource.attributes.iter().map(attr).collect(),
         };
-        intern(&mut self.resources, &mut self.resource_ids, h)
+        let i = intern(&mut self.resources, &mut self.resource_ids, h);
+        self.resource_by_ptr.insert(ptr, i);
+        i
     }
 
     fn scope(&mut self, s: &SpanRecord) -> u64 {
+        let ptr = std::sync::Arc::as_ptr(&s.scope);
+        if let Some(&i) = self.scope_by_ptr.get(&ptr) {
+            return i;
+        }
         let h = Holder {
             service: String::new(),
             attrs: s.scope.scope.attributes.iter().map(attr).collect(),
         };
-        intern(&mut self.scopes, &mut self.scope_ids, h)
+        let i = intern(&mut self.scopes, &mut self.scope_ids, h);
+        self.scope_by_ptr.insert(ptr, i);
+        i
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
