@@ -5,7 +5,7 @@
 //! µs times, typed tags, a `processes` map, `references`. Search has Jaeger's semantics: a
 //! trace matches when one span satisfies every filter (`skein_storage::query::Semantics::Span`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Router;
@@ -476,33 +476,14 @@ async fn dependencies(
             .unwrap_or(0)
     });
     let lookback = ms("lookback")?.unwrap_or(86_400_000);
-    let query = TraceQuery {
-        start_unix_nano: Some(end_ms.saturating_sub(lookback).saturating_mul(1_000_000)),
-        end_unix_nano: Some(end_ms.saturating_mul(1_000_000)),
-        limit: crate::tempo::MAX_LIMIT,
-        semantics: Semantics::Trace,
-        ..Default::default()
-    };
-    let found = lookup.search(&tenant, &query).await.map_err(internal)?;
-    let mut calls: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for t in &found.traces {
-        let spans = lookup
-            .find(&tenant, &t.trace_id, None)
-            .await
-            .map_err(internal)?;
-        let by_id: HashMap<&[u8], &SpanRecord> = spans
-            .iter()
-            .map(|s| (s.span.span_id.as_slice(), s))
-            .collect();
-        for s in &spans {
-            if let Some(parent) = by_id.get(s.span.parent_span_id.as_slice()) {
-                let (from, to) = (parent.service_name(), s.service_name());
-                if from != to {
-                    *calls.entry((from.to_owned(), to.to_owned())).or_default() += 1;
-                }
-            }
-        }
-    }
+    let window = (
+        end_ms.saturating_sub(lookback).saturating_mul(1_000_000),
+        end_ms.saturating_mul(1_000_000),
+    );
+    let calls = lookup
+        .service_calls(&tenant, window)
+        .await
+        .map_err(internal)?;
     let list: Vec<Value> = calls
         .into_iter()
         .map(|((parent, child), n)| json!({ "parent": parent, "child": child, "callCount": n }))

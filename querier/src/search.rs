@@ -634,3 +634,78 @@ impl TraceLookup {
         Ok(parts.into_iter().flatten().collect())
     }
 }
+
+impl TraceLookup {
+    /// Calls between services in the window, as Jaeger's dependency graph counts them:
+    /// (parent's service, child's service) → number of child spans whose parent span belongs
+    /// to another service. Block-granular like the listings: every block overlapping the
+    /// window counts whole, from its tag index or by scanning it; the ingesters' traces count
+    /// when they overlap the window. A parent and child in different blocks are not counted
+    /// (compaction brings a trace's spans into one block).
+    pub async fn service_calls(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        window: (u64, u64),
+    ) -> Result<std::collections::BTreeMap<(String, String), u64>> {
+        use skein_storage::query::count_service_calls;
+        type Calls = std::collections::BTreeMap<(String, String), u64>;
+        let blocks = self.blocks().blocks(tenant).await?;
+        let in_window: Vec<BlockMeta> = blocks
+            .iter()
+            .filter(|m| m.overlaps(window.0, window.1))
+            .cloned()
+            .collect();
+        let per_block: Vec<Calls> = futures::stream::iter(in_window)
+            .map(|meta| {
+                let this = Arc::clone(self);
+                async move {
+                    tokio::spawn(async move {
+                        if let Some(index) = this.tag_index(&meta).await {
+                            return Ok(index.service_calls().clone());
+                        }
+                        // Row groups end at trace boundaries: each part holds whole traces.
+                        let mut calls = Calls::new();
+                        let mut stream = this.reader_for(&meta).scan(ScanFilter::default());
+                        while let Some(part) = stream.try_next().await? {
+                            let mut traces: HashMap<&[u8], Vec<&SpanRecord>> = HashMap::new();
+                            for s in &part {
+                                traces
+                                    .entry(s.span.trace_id.as_slice())
+                                    .or_default()
+                                    .push(s);
+                            }
+                            for trace in traces.values() {
+                                count_service_calls(trace, &mut calls);
+                            }
+                        }
+                        Ok::<Calls, skein_storage::Error>(calls)
+                    })
+                    .await
+                    .map_err(skein_storage::Error::from)?
+                    .map_err(crate::error::Error::from)
+                }
+            })
+            .buffer_unordered(BLOCK_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut calls = Calls::new();
+        for block in per_block {
+            for (edge, n) in block {
+                *calls.entry(edge).or_default() += n;
+            }
+        }
+        let overlapping = TraceQuery {
+            start_unix_nano: Some(window.0),
+            end_unix_nano: Some(window.1),
+            semantics: Semantics::Trace,
+            limit: 0,
+            ..Default::default()
+        };
+        for r in self.recent() {
+            for trace in r.search(tenant, &overlapping).await? {
+                count_service_calls(&trace.iter().collect::<Vec<_>>(), &mut calls);
+            }
+        }
+        Ok(calls)
+    }
+}

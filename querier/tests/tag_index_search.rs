@@ -271,5 +271,10 @@ async fn indexed_and_scanned_blocks_answer_alike() {
             scanned.operations(&tenant).await.unwrap(),
             indexed.operations(&tenant).await.unwrap()
         );
+        for window in [all, (lo, hi)] {
+            let calls = scanned.service_calls(&tenant, window).await.unwrap();
+            assert!(!calls.is_empty());
+            assert_eq!(calls, indexed.service_calls(&tenant, window).await.unwrap());
+        }
     }
 }

@@ -185,6 +185,29 @@ impl TraceQuery {
     }
 }
 
+/// Adds the calls between services of one trace's `spans` to `calls`: one per span whose
+/// parent is among `spans` and belongs to another service, keyed (parent's service, span's
+/// service). This is what Jaeger's dependency graph counts.
+pub fn count_service_calls(spans: &[&SpanRecord], calls: &mut BTreeMap<(String, String), u64>) {
+    let services: std::collections::HashMap<&[u8], &str> = spans
+        .iter()
+        .map(|s| (s.span.span_id.as_slice(), s.service_name()))
+        .collect();
+    for s in spans {
+        if s.is_root() {
+            continue;
+        }
+        if let Some(&parent) = services.get(s.span.parent_span_id.as_slice()) {
+            let child = s.service_name();
+            if parent != child {
+                *calls
+                    .entry((parent.to_owned(), child.to_owned()))
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
 /// Span and error counts of one service within a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ServiceStats {

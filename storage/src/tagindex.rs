@@ -16,7 +16,8 @@
 //! - **the table** (`traces.bin`, zstd): per trace, in document order, its ID and the summary
 //!   of its spans in this block (start, duration, root, span, error and orphan counts per
 //!   service); the distinct resources and scopes with their attributes; the attribute keys
-//!   per scope (span keys marked indexed or not); the (service, span name, kind) triples.
+//!   per scope (span keys marked indexed or not); the (service, span name, kind) triples; the
+//!   calls between services (parent and child span within a trace of the block).
 //!
 //! An attribute term is the key's length (LEB128), the key, one type byte (`s` string, `i`
 //! int, `f` double, `b` bool, `o` anything else) and the value's string form, as tags compare
@@ -26,7 +27,7 @@
 //! trace that straddles the edge of a span-level time range) it reports as undecided; the
 //! caller reads that trace whole. So answers from the index are exact.
 //!
-//! The bundle is a small container: the magic `SKTAGIX2`, the number of entries (u32 LE),
+//! The bundle is a small container: the magic `SKTAGIX3`, the number of entries (u32 LE),
 //! each entry's name (u16 LE length + UTF-8) and size (u64 LE), then the entries' bytes in
 //! that order. Entries are `traces.bin` and the tantivy index files under `tantivy/`.
 
@@ -49,7 +50,7 @@ use crate::otlp::common::v1::{KeyValue, any_value::Value as V};
 use crate::query::{ServiceStats, TraceSummary, value_string};
 
 /// Magic bytes that open an index bundle; the digit is the layout version.
-pub const BUNDLE_MAGIC: &[u8; 8] = b"SKTAGIX2";
+pub const BUNDLE_MAGIC: &[u8; 8] = b"SKTAGIX3";
 /// Longest attribute value (bytes of its string form) of an indexed key.
 pub const MAX_TERM_VALUE: usize = 256;
 /// A span attribute key is indexed when it has at most this many distinct values in the
@@ -360,6 +361,7 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
                 s.span.kind,
             ));
         }
+        crate::query::count_service_calls(&trace, &mut table.calls);
         table.traces.push(summary);
     }
     writer.finalize().map_err(tantivy_err)?;
@@ -501,6 +503,7 @@ struct TableBuilder {
     scope_ids: HashMap<Holder, u64>,
     span_keys: BTreeMap<String, bool>,
     operations: BTreeSet<(String, String, i32)>,
+    calls: BTreeMap<(String, String), u64>,
 }
 
 #[derive(Default)]
@@ -610,6 +613,12 @@ impl TableBuilder {
             push_varint(&mut body, strings.id(name));
             push_varint(&mut body, u64::from(*kind as u32));
         }
+        push_varint(&mut body, self.calls.len() as u64);
+        for ((parent, child), n) in &self.calls {
+            push_varint(&mut body, strings.id(parent));
+            push_varint(&mut body, strings.id(child));
+            push_varint(&mut body, *n);
+        }
         let mut out = Vec::new();
         push_varint(&mut out, strings.list.len() as u64);
         for s in &strings.list {
@@ -632,6 +641,7 @@ struct Table {
     /// Span attribute keys, and whether each has terms.
     span_keys: BTreeMap<String, bool>,
     operations: BTreeSet<(String, String, i32)>,
+    calls: BTreeMap<(String, String), u64>,
 }
 
 impl Table {
@@ -718,6 +728,11 @@ impl Table {
             let name = s(r.varint()?)?;
             let kind = u32::try_from(r.varint()?).ok()? as i32;
             t.operations.insert((svc, name, kind));
+        }
+        for _ in 0..r.varint()? {
+            let parent = s(r.varint()?)?;
+            let child = s(r.varint()?)?;
+            t.calls.insert((parent, child), r.varint()?);
         }
         (r.pos == raw.len()).then_some(t)
     }
@@ -860,6 +875,11 @@ impl TagIndex {
     /// The summary of trace `ordinal`'s spans in this block.
     pub fn summary(&self, ordinal: u32) -> Option<&TraceSummary> {
         self.table.traces.get(ordinal as usize)
+    }
+
+    /// Calls between services in the block: (parent's service, child's service) → count.
+    pub fn service_calls(&self) -> &BTreeMap<(String, String), u64> {
+        &self.table.calls
     }
 
     /// Every (service, span name, span kind) in the block.
