@@ -28,7 +28,7 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
                 &bucket,
                 t,
                 seed + i as u64,
-                150,
+                300,
                 12,
                 Duration::from_secs(3 * 3600),
             )
@@ -42,14 +42,40 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
         ready: Ready::Running,
         extra:
             "[compactor]\ncycle_interval = \"100ms\"\nlease_ttl = \"3s\"\ndelete_grace = \"1s\"\n\
-                max_block_spans = 1500\nmax_input_blocks = 200\n"
+                max_block_spans = 4000\nmax_input_blocks = 200\n"
                 .into(),
         ..Options::default()
     };
     let mut skein = Skein::start(dir.path(), &opts);
     let mut interrupted = 0;
     for round in 0..ROUNDS {
-        std::thread::sleep(rng.millis(50, 2500));
+        if round > 0 {
+            // New blocks arrive while the compactor runs, as ingesters write them: the
+            // compactor has work again at its next cycle.
+            for (i, (t, want)) in TENANTS.iter().zip(expected.iter_mut()).enumerate() {
+                let more = write_dataset_with(
+                    &bucket,
+                    t,
+                    seed ^ ((round as u64) << 20) ^ i as u64,
+                    200,
+                    4,
+                    Duration::from_secs(3 * 3600),
+                    false,
+                );
+                want.extend(more);
+            }
+        }
+        if round % 2 == 0 {
+            // Any moment.
+            std::thread::sleep(rng.millis(20, 1500));
+        } else {
+            // Some moment of a job: once its journal appears (at most 5 s of waiting).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while journals(&bucket).is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(rng.millis(0, 200));
+        }
         skein.kill9();
         if !journals(&bucket).is_empty() {
             interrupted += 1;
@@ -59,18 +85,6 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
             if let Some(d) = difference(&distinct(got), want) {
                 panic!("seed {seed}, round {round}, tenant {t}: right after the kill: {d}");
             }
-        }
-        // New blocks arrive while the compactor is down: the next run has work again.
-        for (i, (t, want)) in TENANTS.iter().zip(expected.iter_mut()).enumerate() {
-            let more = write_dataset(
-                &bucket,
-                t,
-                seed ^ ((round as u64 + 1) << 20) ^ i as u64,
-                40,
-                4,
-                Duration::from_secs(3 * 3600),
-            );
-            want.extend(more);
         }
         skein.restart();
     }
@@ -96,6 +110,29 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
         std::thread::sleep(Duration::from_millis(500));
     };
     skein.kill9();
+    if !settled {
+        for t in TENANTS {
+            let (listing, got) = stored(&bucket, t);
+            let copies: usize = got
+                .values()
+                .map(|v| {
+                    v.windows(2)
+                        .filter(|w| {
+                            skein_storage::dedupe::content_key(&w[0])
+                                == skein_storage::dedupe::content_key(&w[1])
+                        })
+                        .count()
+                })
+                .sum();
+            eprintln!(
+                "{t}: {} live, {} retired, {} without meta, {copies} copies, {} journals",
+                listing.live.len(),
+                listing.tombstoned.len(),
+                listing.without_meta.len(),
+                journals(&bucket).len()
+            );
+        }
+    }
     assert!(
         settled,
         "seed {seed}: the compactor did not settle within 120 s:\n{}",
