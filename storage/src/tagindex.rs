@@ -272,8 +272,12 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
     fs::create_dir(&dir).map_err(|e| Error::Task(e.to_string()))?;
     let mmap =
         tantivy::directory::MmapDirectory::open(&dir).map_err(|e| Error::Task(e.to_string()))?;
+    // The document store holds no fields, only a position per document; zstd 19 finds the
+    // pattern in them (1.0 byte per span, against 2.4 at level 3 or 9).
     let settings = IndexSettings {
-        docstore_compression: Compressor::Zstd(ZstdCompressor::default()),
+        docstore_compression: Compressor::Zstd(ZstdCompressor {
+            compression_level: Some(19),
+        }),
         docstore_blocksize: 1 << 20,
         ..IndexSettings::default()
     };
