@@ -21,7 +21,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use skein_storage::query::{Semantics, TraceQuery, TraceSummary, span_has_tag};
 use skein_storage::tagindex::{IndexQuery, Scope, TagIndex, TraceHit};
-use skein_storage::{BlockId, BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
+use skein_storage::{BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
 
 use crate::error::Result;
 use crate::lookup::TraceLookup;
@@ -185,47 +185,45 @@ impl TraceLookup {
         &self,
         tenant: &TenantId,
         query: &TraceQuery,
-        c: &Candidate,
-        block: BlockId,
+        c: Candidate,
+        block: &BlockMeta,
         full_reads: &mut usize,
     ) -> Result<Option<TraceSummary>> {
-        if let Some((index, hit)) = &c.indexed {
-            // What the index alone says, when it knows.
-            let verdict = match query.semantics {
+        let decide_on = |spans: Vec<SpanRecord>| match query.matches(&spans) {
+            true => TraceSummary::from_spans(&spans),
+            false => None,
+        };
+        // What the index alone says, when it knows.
+        let verdict = c
+            .indexed
+            .as_ref()
+            .and_then(|(index, hit)| match query.semantics {
                 Semantics::Span if hit.certain => hit.span_match,
                 Semantics::Span => None,
                 Semantics::Trace => index
                     .summary(hit.ordinal)
                     .map(|summary| trace_level_match(query, summary)),
-            };
-            if let Some(matches) = verdict {
-                let (pieces, read) = self.elsewhere(tenant, &c.id, block).await?;
-                *full_reads += usize::from(read > 0);
-                if pieces.is_empty() {
-                    return Ok(match matches {
-                        true => index.summary(hit.ordinal).cloned(),
-                        false => None,
-                    });
-                }
-            }
-        }
-        if let Some(local) = &c.local {
-            // The spans read here and those held elsewhere make the whole trace; copies a
-            // crash-replayed WAL left are dropped as a lookup by ID would.
-            let (pieces, read) = self.elsewhere(tenant, &c.id, block).await?;
-            *full_reads += usize::from(read > 0);
-            let spans = crate::lookup::merge(vec![local.clone(), pieces]);
-            return Ok(match query.matches(&spans) {
-                true => TraceSummary::from_spans(&spans),
-                false => None,
             });
+        if verdict.is_none() && c.local.is_none() {
+            *full_reads += 1;
+            return Ok(decide_on(self.find(tenant, &c.id, None).await?));
         }
-        *full_reads += 1;
-        let spans = self.find(tenant, &c.id, None).await?;
-        Ok(match query.matches(&spans) {
-            true => TraceSummary::from_spans(&spans),
-            false => None,
-        })
+        let (pieces, read) = self.elsewhere(tenant, &c.id, block.block_id).await?;
+        *full_reads += usize::from(read > 0);
+        if let (Some(matches), Some((index, hit)), true) = (verdict, &c.indexed, pieces.is_empty())
+        {
+            return Ok(matches
+                .then(|| index.summary(hit.ordinal).cloned())
+                .flatten());
+        }
+        // The trace's spans in this block (read by the scan, or now) and those held elsewhere
+        // make the whole trace; copies a crash-replayed WAL left are dropped as a lookup by ID
+        // would.
+        let here = match c.local {
+            Some(spans) => spans,
+            None => self.reader_for(block).find_trace_unchecked(&c.id).await?,
+        };
+        Ok(decide_on(crate::lookup::merge(vec![here, pieces])))
     }
 
     /// Runs `query` for `tenant`.
@@ -288,10 +286,7 @@ impl TraceLookup {
             }
         }
 
-        let order: Vec<(BlockId, u64)> = searched
-            .iter()
-            .map(|m| (m.block_id, m.max_start_unix_nano))
-            .collect();
+        let order: Vec<BlockMeta> = searched.clone();
         let mut per_block = futures::stream::iter(searched)
             .map(|meta| {
                 let (this, query) = (Arc::clone(self), query.clone());
@@ -304,11 +299,11 @@ impl TraceLookup {
             .buffered(BLOCK_CONCURRENCY);
         let mut i = 0;
         while let Some(mut candidates) = per_block.try_next().await? {
-            let block = order[i].0;
+            let block = &order[i];
             i += 1;
             result.inspected_blocks += 1;
             candidates.sort_by(|a, b| b.start_bound.cmp(&a.start_bound).then(a.id.cmp(&b.id)));
-            for c in &candidates {
+            for c in candidates {
                 if top.excludes(c.start_bound) {
                     break;
                 }
@@ -323,7 +318,10 @@ impl TraceLookup {
                     top.push(summary);
                 }
             }
-            if order.get(i).is_none_or(|next| top.excludes(next.1)) {
+            if order
+                .get(i)
+                .is_none_or(|next| top.excludes(next.max_start_unix_nano))
+            {
                 break;
             }
         }
@@ -462,7 +460,7 @@ impl TraceLookup {
     where
         T: Send + 'static,
         I: Fn(&TagIndex) -> skein_storage::Result<Option<T>> + Clone + Send + Sync + 'static,
-        F: Fn(&mut T, &SpanRecord) + Clone + Send + Sync + 'static,
+        F: Fn(&mut T, &[&SpanRecord]) + Clone + Send + Sync + 'static,
     {
         let blocks = self.blocks().blocks(tenant).await?;
         let in_window: Vec<BlockMeta> = blocks
@@ -483,10 +481,14 @@ impl TraceLookup {
                                 return Ok(answer);
                             }
                         }
+                        // Parts are row groups, which end at trace boundaries and hold their
+                        // traces' spans together (sorted by trace ID).
                         let mut acc = init();
                         let mut stream = this.reader_for(&meta).scan(ScanFilter::default());
                         while let Some(part) = stream.try_next().await? {
-                            part.iter().for_each(|s| f(&mut acc, s));
+                            for trace in part.chunk_by(|a, b| a.span.trace_id == b.span.trace_id) {
+                                f(&mut acc, &trace.iter().collect::<Vec<_>>());
+                            }
                         }
                         Ok::<T, skein_storage::Error>(acc)
                     })
@@ -507,13 +509,14 @@ impl TraceLookup {
         let mut acc = init();
         for r in self.recent() {
             for trace in r.search(tenant, &everything).await? {
-                trace
+                let in_window: Vec<&SpanRecord> = trace
                     .iter()
                     .filter(|s| {
                         let t = s.span.start_time_unix_nano;
                         window.0 <= t && t <= window.1
                     })
-                    .for_each(|s| f(&mut acc, s));
+                    .collect();
+                f(&mut acc, &in_window);
             }
         }
         out.push(acc);
@@ -537,27 +540,19 @@ impl TraceLookup {
                         resource: index.keys(Scope::Resource),
                     }))
                 },
-                |names: &mut TagNames, s: &SpanRecord| {
-                    names
-                        .span
-                        .extend(s.span.attributes.iter().map(|kv| kv.key.clone()));
-                    for e in &s.span.events {
+                |names: &mut TagNames, trace: &[&SpanRecord]| {
+                    for s in trace {
+                        let span_lists = std::iter::once(&s.span.attributes)
+                            .chain(s.span.events.iter().map(|e| &e.attributes))
+                            .chain(s.span.links.iter().map(|l| &l.attributes));
                         names
                             .span
-                            .extend(e.attributes.iter().map(|kv| kv.key.clone()));
-                    }
-                    for l in &s.span.links {
+                            .extend(span_lists.flatten().map(|kv| kv.key.clone()));
+                        let resource = &s.resource.resource.attributes;
                         names
-                            .span
-                            .extend(l.attributes.iter().map(|kv| kv.key.clone()));
-                    }
-                    names.resource.extend(
-                        s.resource
                             .resource
-                            .attributes
-                            .iter()
-                            .map(|kv| kv.key.clone()),
-                    );
+                            .extend(resource.iter().map(|kv| kv.key.clone()));
+                    }
                 },
             )
             .await?;
@@ -608,25 +603,19 @@ impl TraceLookup {
                     }
                     Ok(Some(out))
                 },
-                move |out: &mut Values, s: &SpanRecord| {
-                    let matching = |attrs: &[KeyValue]| {
-                        attrs
-                            .iter()
-                            .filter(|kv| kv.key == key)
-                            .map(typed)
-                            .collect::<Vec<_>>()
-                    };
-                    if scope != Some(TagScope::Resource) {
-                        out.extend(matching(&s.span.attributes));
-                        for e in &s.span.events {
-                            out.extend(matching(&e.attributes));
+                move |out: &mut Values, trace: &[&SpanRecord]| {
+                    for s in trace {
+                        let mut lists: Vec<&Vec<KeyValue>> = Vec::new();
+                        if scope != Some(TagScope::Resource) {
+                            lists.push(&s.span.attributes);
+                            lists.extend(s.span.events.iter().map(|e| &e.attributes));
+                            lists.extend(s.span.links.iter().map(|l| &l.attributes));
                         }
-                        for l in &s.span.links {
-                            out.extend(matching(&l.attributes));
+                        if scope != Some(TagScope::Span) {
+                            lists.push(&s.resource.resource.attributes);
                         }
-                    }
-                    if scope != Some(TagScope::Span) {
-                        out.extend(matching(&s.resource.resource.attributes));
+                        let matching = lists.into_iter().flatten().filter(|kv| kv.key == key);
+                        out.extend(matching.map(typed));
                     }
                 },
             )
@@ -639,72 +628,29 @@ impl TraceLookup {
     /// Calls between services in the window, as Jaeger's dependency graph counts them:
     /// (parent's service, child's service) → number of child spans whose parent span belongs
     /// to another service. Block-granular like the listings: every block overlapping the
-    /// window counts whole, from its tag index or by scanning it; the ingesters' traces count
-    /// when they overlap the window. A parent and child in different blocks are not counted
+    /// window counts whole, from its tag index or by scanning it, and the ingesters' spans
+    /// that start in the window. A parent and child in different blocks are not counted
     /// (compaction brings a trace's spans into one block).
     pub async fn service_calls(
         self: &Arc<Self>,
         tenant: &TenantId,
         window: (u64, u64),
     ) -> Result<std::collections::BTreeMap<(String, String), u64>> {
-        use skein_storage::query::count_service_calls;
         type Calls = std::collections::BTreeMap<(String, String), u64>;
-        let blocks = self.blocks().blocks(tenant).await?;
-        let in_window: Vec<BlockMeta> = blocks
-            .iter()
-            .filter(|m| m.overlaps(window.0, window.1))
-            .cloned()
-            .collect();
-        let per_block: Vec<Calls> = futures::stream::iter(in_window)
-            .map(|meta| {
-                let this = Arc::clone(self);
-                async move {
-                    tokio::spawn(async move {
-                        if let Some(index) = this.tag_index(&meta).await {
-                            return Ok(index.service_calls().clone());
-                        }
-                        // Row groups end at trace boundaries: each part holds whole traces.
-                        let mut calls = Calls::new();
-                        let mut stream = this.reader_for(&meta).scan(ScanFilter::default());
-                        while let Some(part) = stream.try_next().await? {
-                            let mut traces: HashMap<&[u8], Vec<&SpanRecord>> = HashMap::new();
-                            for s in &part {
-                                traces
-                                    .entry(s.span.trace_id.as_slice())
-                                    .or_default()
-                                    .push(s);
-                            }
-                            for trace in traces.values() {
-                                count_service_calls(trace, &mut calls);
-                            }
-                        }
-                        Ok::<Calls, skein_storage::Error>(calls)
-                    })
-                    .await
-                    .map_err(skein_storage::Error::from)?
-                    .map_err(crate::error::Error::from)
-                }
-            })
-            .buffer_unordered(BLOCK_CONCURRENCY)
-            .try_collect()
+        let parts = self
+            .fold_spans(
+                tenant,
+                window,
+                Calls::new,
+                |index: &TagIndex| Ok(Some(index.service_calls().clone())),
+                |calls: &mut Calls, trace: &[&SpanRecord]| {
+                    skein_storage::query::count_service_calls(trace, calls);
+                },
+            )
             .await?;
         let mut calls = Calls::new();
-        for block in per_block {
-            for (edge, n) in block {
-                *calls.entry(edge).or_default() += n;
-            }
-        }
-        let overlapping = TraceQuery {
-            start_unix_nano: Some(window.0),
-            end_unix_nano: Some(window.1),
-            semantics: Semantics::Trace,
-            limit: 0,
-            ..Default::default()
-        };
-        for r in self.recent() {
-            for trace in r.search(tenant, &overlapping).await? {
-                count_service_calls(&trace.iter().collect::<Vec<_>>(), &mut calls);
-            }
+        for (edge, n) in parts.into_iter().flatten() {
+            *calls.entry(edge).or_default() += n;
         }
         Ok(calls)
     }
