@@ -174,7 +174,10 @@ fn check_hand_off(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<()>
     let needed = refresh + refresh / HAND_OFF_MARGIN_FRACTION;
     if keep < needed {
         return Err(anyhow!(
-            "ingester.complete_block_timeout ({}) must be at least 1.5 ×              querier.block_list_refresh ({}), i.e. {}: otherwise traces disappear from queries              between a flush and the next block-list refresh; raise complete_block_timeout or              lower block_list_refresh",
+            "ingester.complete_block_timeout ({}) must be at least 1.5 × \
+             querier.block_list_refresh ({}), i.e. {}: otherwise traces disappear from queries \
+             between a flush and the next block-list refresh; raise complete_block_timeout or \
+             lower block_list_refresh",
             humantime::format_duration(keep),
             humantime::format_duration(refresh),
             humantime::format_duration(needed),

@@ -90,7 +90,7 @@ pub fn router(build_info: BuildInfo) -> Router {
 /// The Jaeger-compatible server on `server.jaeger_listen`. The Jaeger query APIs are not
 /// implemented yet, so every request gets a JSON 404 that says so.
 pub fn jaeger_router() -> Router {
-    Router::new().fallback(jaeger_not_implemented)
+    Router::new().fallback(jaeger_unknown_route)
 }
 
 /// Readiness probe. Once the server accepts connections it is ready: there is nothing the
@@ -133,11 +133,11 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-async fn jaeger_not_implemented(method: Method, uri: Uri) -> ApiError {
+async fn jaeger_unknown_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no route for {method} {}: the jaeger query api serves /api/services, /api/operations, /api/traces and /api/dependencies (api_v3 is not implemented yet)",
+            "no route for {method} {}: the jaeger query api serves /api/services, /api/operations, /api/traces, /api/dependencies and the api_v3 paths under /api/v3/",
             uri.path()
         ),
     )
@@ -241,13 +241,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_jaeger_server_says_it_is_not_implemented() {
-        let (status, content_type, body) =
-            call(jaeger_router(), Method::GET, "/api/services").await;
+    async fn an_unknown_jaeger_path_gets_a_json_404_naming_the_routes() {
+        let (status, content_type, body) = call(jaeger_router(), Method::GET, "/api/nope").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(content_type, "application/json");
         assert!(
-            error_message(&body).contains("not implemented yet"),
+            error_message(&body).contains("no route for GET /api/nope")
+                && error_message(&body).contains("/api/v3/"),
             "unexpected body: {body}"
         );
     }

@@ -35,6 +35,8 @@ pub struct SearchResult {
     pub inspected_traces: u64,
     /// Of those, traces read whole (the others were decided from a tag index).
     pub read_traces: u64,
+    /// Of the blocks searched, those answered from their tag index.
+    pub indexed_blocks: u64,
     /// Blocks searched.
     pub inspected_blocks: u64,
 }
@@ -116,7 +118,12 @@ impl TopTraces {
 
 impl TraceLookup {
     /// The candidates of one block, from its tag index when it has one and it can answer.
-    async fn candidates_in(&self, meta: BlockMeta, query: &TraceQuery) -> Result<Vec<Candidate>> {
+    /// Also says whether the index answered.
+    async fn candidates_in(
+        &self,
+        meta: BlockMeta,
+        query: &TraceQuery,
+    ) -> Result<(Vec<Candidate>, bool)> {
         if let Some(index) = self.tag_index(&meta).await {
             let span_level = query.semantics == Semantics::Span;
             let q = IndexQuery {
@@ -132,7 +139,7 @@ impl TraceLookup {
                 .await
                 .map_err(skein_storage::Error::from)??;
             if let Some(hits) = hits {
-                return Ok(hits
+                let candidates = hits
                     .into_iter()
                     .filter_map(|h| {
                         let summary = index.summary(h.ordinal)?;
@@ -143,7 +150,8 @@ impl TraceLookup {
                             local: None,
                         })
                     })
-                    .collect());
+                    .collect();
+                return Ok((candidates, true));
             }
         }
         // Whole traces of this block that have a matching span, so that a trace no other
@@ -162,7 +170,7 @@ impl TraceLookup {
                 traces.entry(id).or_default().push(s);
             }
         }
-        Ok(traces
+        let candidates = traces
             .into_iter()
             .filter_map(|(id, spans)| {
                 let start_bound = spans
@@ -177,7 +185,8 @@ impl TraceLookup {
                     local: Some(spans),
                 })
             })
-            .collect())
+            .collect();
+        Ok((candidates, false))
     }
 
     /// Decides a candidate: its summary when the whole trace matches `query`.
@@ -298,10 +307,11 @@ impl TraceLookup {
             })
             .buffered(BLOCK_CONCURRENCY);
         let mut i = 0;
-        while let Some(mut candidates) = per_block.try_next().await? {
+        while let Some((mut candidates, indexed)) = per_block.try_next().await? {
             let block = &order[i];
             i += 1;
             result.inspected_blocks += 1;
+            result.indexed_blocks += u64::from(indexed);
             candidates.sort_by(|a, b| b.start_bound.cmp(&a.start_bound).then(a.id.cmp(&b.id)));
             for c in candidates {
                 if top.excludes(c.start_bound) {

@@ -2,8 +2,10 @@
 //! `querier.index_cache_dir`, opened (memory-mapped) and kept open while they fit in
 //! `querier.index_cache_max_bytes`; the least recently used are dropped first.
 //!
-//! Each process uses a directory of its own (`q-<pid>`), so several queriers can share one
-//! cache directory; directories of processes that no longer run are removed at start.
+//! Each process unpacks into a directory of its own (`q-<random>`), holding a lock on its
+//! `lock` file while it runs, so several queriers (processes or containers) can share one
+//! cache directory. At start, directories whose lock nobody holds any more are removed; a
+//! process's own is removed when it stops.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,8 @@ use crate::error::Result;
 #[derive(Debug)]
 struct Entry {
     index: Arc<TagIndex>,
+    /// Where it is unpacked.
+    path: PathBuf,
     bytes: u64,
     last_used: u64,
 }
@@ -35,6 +39,8 @@ struct State {
 pub struct TagIndexCache {
     store: Store,
     dir: PathBuf,
+    /// This process's directory (removed on drop) and its held lock.
+    _own: Option<(tempfile::TempDir, std::fs::File)>,
     max_bytes: u64,
     state: Mutex<State>,
     /// One download at a time per block.
@@ -48,12 +54,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl TagIndexCache {
     /// A cache under `root`, holding at most `max_bytes` of unpacked indexes.
     pub fn new(store: Store, root: &Path, max_bytes: u64) -> Self {
-        let dir = root.join(format!("q-{}", std::process::id()));
         remove_stale(root);
-        let _ = std::fs::remove_dir_all(&dir);
+        let own = std::fs::create_dir_all(root)
+            .and_then(|()| tempfile::Builder::new().prefix("q-").tempdir_in(root))
+            .and_then(|dir| {
+                let lock = std::fs::File::create(dir.path().join("lock"))?;
+                lock.try_lock().map_err(std::io::Error::other)?;
+                Ok((dir, lock))
+            });
+        let (dir, own) = match own {
+            Ok((dir, lock)) => (dir.path().to_path_buf(), Some((dir, lock))),
+            Err(e) => {
+                // Loads will fail and searches scan the blocks instead: slower, still right.
+                tracing::warn!(dir = %root.display(), "cannot use the tag index cache directory: {e}");
+                (root.join("unusable"), None)
+            }
+        };
         TagIndexCache {
             store,
             dir,
+            _own: own,
             max_bytes,
             state: Mutex::new(State::default()),
             loading: Mutex::new(HashMap::new()),
@@ -108,6 +128,7 @@ impl TagIndexCache {
             .dir
             .join(meta.tenant.as_str())
             .join(meta.block_id.to_string());
+        let unpacked = dir.clone();
         let location = path.to_string();
         let size = bundle.len() as u64;
         let index = tokio::task::spawn_blocking(move || {
@@ -131,6 +152,7 @@ impl TagIndexCache {
                 meta.block_id,
                 Entry {
                     index: Arc::clone(&index),
+                    path: unpacked,
                     bytes: size,
                     last_used: now,
                 },
@@ -147,40 +169,74 @@ impl TagIndexCache {
                 };
                 if let Some(e) = st.open.remove(&oldest) {
                     st.bytes -= e.bytes;
-                    evicted.push(oldest);
+                    evicted.push(e.path);
                 }
             }
             evicted
         };
-        for id in evicted {
+        for path in evicted {
             // Open handles keep their mapped files alive after the directory is removed.
-            self.remove_block_dir(id);
+            let _ = std::fs::remove_dir_all(path);
         }
         Ok(index)
     }
-
-    fn remove_block_dir(&self, id: BlockId) {
-        let Ok(tenants) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for t in tenants.flatten() {
-            let _ = std::fs::remove_dir_all(t.path().join(id.to_string()));
-        }
-    }
 }
 
-/// Removes the cache directories of processes that no longer run.
+/// Removes the cache directories whose owner no longer runs: nobody holds their lock.
 fn remove_stale(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("q-")) else {
+        if !e.file_name().to_string_lossy().starts_with("q-") {
+            continue;
+        }
+        // A directory without a lock file is being created right now; leave it.
+        let Ok(lock) = std::fs::File::open(e.path().join("lock")) else {
             continue;
         };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+        if lock.try_lock().is_ok() {
+            drop(lock);
             let _ = std::fs::remove_dir_all(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs(root: &Path) -> Vec<PathBuf> {
+        let mut d: Vec<PathBuf> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        d.sort();
+        d
+    }
+
+    #[test]
+    fn caches_sharing_a_directory_keep_their_own_and_clean_up_only_the_abandoned() {
+        let root = tempfile::tempdir().unwrap();
+        let store = skein_storage::StorageConfig::Memory {}.open().unwrap();
+        // A directory left by a process that crashed: its lock file is held by nobody.
+        let abandoned = root.path().join("q-left-behind");
+        std::fs::create_dir_all(&abandoned).unwrap();
+        std::fs::write(abandoned.join("lock"), b"").unwrap();
+
+        let a = TagIndexCache::new(store.clone(), root.path(), 1 << 20);
+        assert!(!abandoned.exists(), "the abandoned directory is removed");
+        let b = TagIndexCache::new(store.clone(), root.path(), 1 << 20);
+        assert_ne!(a.dir, b.dir);
+        assert_eq!(
+            dirs(root.path()).len(),
+            2,
+            "a running cache's directory is kept"
+        );
+
+        drop(a);
+        assert_eq!(dirs(root.path()), vec![b.dir.clone()]);
+        drop(b);
+        assert!(dirs(root.path()).is_empty());
     }
 }

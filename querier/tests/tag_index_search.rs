@@ -226,11 +226,16 @@ async fn indexed_and_scanned_blocks_answer_alike() {
         let indexed = lookup(&data, true, cache.path()).await;
         let tags = tags_of(&data);
         let mut rng = Rng::new(seed * 31);
-        let mut nonempty = 0;
+        let (mut nonempty, mut from_index) = (0, 0);
         for round in 0..120 {
             let q = random_query(&mut rng, &data, &tags);
-            let a = scanned.search(&tenant, &q).await.unwrap().traces;
-            let b = indexed.search(&tenant, &q).await.unwrap().traces;
+            let a = scanned.search(&tenant, &q).await.unwrap();
+            let b = indexed.search(&tenant, &q).await.unwrap();
+            // The indexed copy really answers from its indexes (a broken index would quietly
+            // fall back to scanning and give the same answers).
+            assert_eq!(a.indexed_blocks, 0);
+            from_index += b.indexed_blocks;
+            let (a, b) = (a.traces, b.traces);
             let want = brute_force(&data, &q);
             assert_eq!(a, want, "scan, seed {seed} round {round}: {q:?}");
             assert_eq!(b, want, "index, seed {seed} round {round}: {q:?}");
@@ -239,6 +244,10 @@ async fn indexed_and_scanned_blocks_answer_alike() {
         assert!(
             nonempty > 40,
             "only {nonempty} of 120 queries matched anything"
+        );
+        assert!(
+            from_index > 120,
+            "only {from_index} blocks were answered from an index"
         );
 
         // Listings, over the whole range and over a window that cuts blocks.
