@@ -771,6 +771,11 @@ impl Ingester {
         read: skein_storage::Result<T>,
     ) -> skein_storage::Result<T> {
         let Err(e) = read else { return read };
+        if e.is_not_found() {
+            tracing::debug!(block = %meta.block_id, "a flushed block was retired; its spans are in the block that replaced it");
+            return Ok(T::default());
+        }
+        // Parquet wraps the store's errors: ask the store whether the objects are gone.
         for name in [names::DATA, names::BLOOM] {
             let path = block_object(&meta.tenant, meta.block_id, name);
             if let Err(object_store::Error::NotFound { .. }) = self.store.head(&path).await {
@@ -797,8 +802,11 @@ impl RecentData for Ingester {
             let st = lock(&state);
             (st.trace_chunks(id), st.flushed_blocks())
         };
-        // Decoded outside the lock: receivers keep going meanwhile.
-        let mut spans = decode(&chunks).remove(id).unwrap_or_default();
+        // Decoded outside the lock, on a blocking thread: receivers keep going meanwhile.
+        let want = *id;
+        let mut spans =
+            tokio::task::spawn_blocking(move || decode(&chunks).remove(&want).unwrap_or_default())
+                .await?;
         for meta in flushed {
             let found = BlockReader::open(self.store.clone(), meta.clone())
                 .find_trace(id)
@@ -821,7 +829,8 @@ impl RecentData for Ingester {
             let st = lock(&state);
             (st.all_chunks(), st.flushed_blocks())
         };
-        let mut traces = decode(&chunks);
+        // Every held chunk: decoded on a blocking thread, not a runtime worker.
+        let mut traces = tokio::task::spawn_blocking(move || decode(&chunks)).await?;
         let window = ScanFilter {
             start_unix_nano: query.start_unix_nano,
             end_unix_nano: query.end_unix_nano,

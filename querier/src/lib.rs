@@ -53,7 +53,7 @@ pub struct QuerierConfig {
     #[serde(with = "humantime_serde")]
     pub block_list_refresh: std::time::Duration,
     /// Where downloaded tag indexes of compacted blocks are unpacked (a directory per
-    /// process; those of processes no longer running are removed at start).
+    /// process, locked while it runs; unlocked ones left by a crash are removed at start).
     /// Default `./data/index-cache`.
     pub index_cache_dir: std::path::PathBuf,
     /// Most bytes of unpacked tag indexes kept on disk; the least recently used go first.

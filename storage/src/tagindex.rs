@@ -173,17 +173,25 @@ fn push_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// The bytes every term of `key` starts with.
 fn key_prefix(key: &str) -> Vec<u8> {
-    let mut t = Vec::with_capacity(key.len() + 3);
-    push_varint(&mut t, key.len() as u64);
-    t.extend_from_slice(key.as_bytes());
+    let mut t = term_bytes(key, 0, "");
+    t.pop(); // the type byte
     t
 }
 
+/// Writes the term of `key` = `value` of type `ty` into `buf` (cleared first).
+fn write_term(buf: &mut Vec<u8>, key: &str, ty: u8, value: &str) {
+    buf.clear();
+    push_varint(buf, key.len() as u64);
+    buf.extend_from_slice(key.as_bytes());
+    buf.push(ty);
+    buf.extend_from_slice(value.as_bytes());
+}
+
 fn term_bytes(key: &str, ty: u8, value: &str) -> Vec<u8> {
-    let mut t = key_prefix(key);
-    t.push(ty);
-    t.extend_from_slice(value.as_bytes());
+    let mut t = Vec::new();
+    write_term(&mut t, key, ty, value);
     t
 }
 
@@ -327,19 +335,13 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
             doc.add_text(f.name, &s.span.name);
             let mut add = |attrs: &[KeyValue]| {
                 for kv in attrs.iter().filter(|kv| indexed.contains(&kv.key)) {
-                    term.clear();
-                    push_varint(&mut term, kv.key.len() as u64);
-                    term.extend_from_slice(kv.key.as_bytes());
-                    term.push(type_byte(kv));
+                    let ty = type_byte(kv);
                     match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                        Some(V::StringValue(v)) => term.extend_from_slice(v.as_bytes()),
-                        _ => term.extend_from_slice(
-                            kv.value
-                                .as_ref()
-                                .map(value_string)
-                                .unwrap_or_default()
-                                .as_bytes(),
-                        ),
+                        Some(V::StringValue(v)) => write_term(&mut term, &kv.key, ty, v),
+                        _ => {
+                            let v = kv.value.as_ref().map(value_string).unwrap_or_default();
+                            write_term(&mut term, &kv.key, ty, &v)
+                        }
                     }
                     doc.add_bytes(f.span_attr, &term);
                 }
