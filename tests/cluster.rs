@@ -127,7 +127,10 @@ impl Cluster {
             "[compactor]\ncycle_interval = \"1s\"\nlease_ttl = \"5s\"\ndelete_grace = \"15s\"\n";
         // The compaction checks below must run: a refused compactor config fails the test.
         let compacting = accepted(root, fast);
-        assert!(compacting, "the compactor refused its test settings: {fast}");
+        assert!(
+            compacting,
+            "the compactor refused its test settings: {fast}"
+        );
         let compactor_opts = Options {
             storage: Some(storage.clone()),
             target: Some("compactor".into()),
