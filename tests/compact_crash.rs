@@ -48,10 +48,13 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
     };
     let mut skein = Skein::start(dir.path(), &opts);
     let mut interrupted = 0;
+    // Journals the last kill left: the restarted compactor settles them; the kill points
+    // below wait for a job of the new process.
+    let mut stale: Vec<std::path::PathBuf> = Vec::new();
     for round in 0..ROUNDS {
         if round > 0 {
-            // New blocks arrive while the compactor runs, as ingesters write them: the
-            // compactor has work again at its next cycle.
+            // New blocks arrive, as ingesters write them, while the compactor is down; the
+            // restarted one repairs what the kill left and has work again.
             for (i, (t, want)) in TENANTS.iter().zip(expected.iter_mut()).enumerate() {
                 let more = write_dataset_with(
                     &bucket,
@@ -64,30 +67,43 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
                 );
                 want.extend(more);
             }
+            skein.restart();
         }
-        if round % 2 == 0 {
-            // Any moment.
-            std::thread::sleep(rng.millis(20, 1500));
-        } else {
-            // Some moment of a job: once its journal appears (at most 5 s of waiting).
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while journals(&bucket).is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
+        // The kill point: any moment (starting up, waiting for the dead process's lease,
+        // repairing, merging, deleting), some moment of a job, or between a job's outputs.
+        let point = match round % 3 {
+            0 => {
+                std::thread::sleep(rng.millis(20, 1500));
+                "any moment"
             }
-            std::thread::sleep(rng.millis(0, 200));
-        }
+            1 => {
+                wait_for(&bucket, &stale, |_| true);
+                std::thread::sleep(rng.millis(0, 300));
+                "during a job"
+            }
+            _ => {
+                wait_for(&bucket, &stale, |j| journal_outputs(j) > 0);
+                "once a job has listed an output"
+            }
+        };
         skein.kill9();
-        if !journals(&bucket).is_empty() {
+        let open_jobs = journals(&bucket);
+        if open_jobs.iter().any(|j| !stale.contains(j)) {
             interrupted += 1;
         }
+        println!(
+            "round {round}: killed {point}; {} job(s) open",
+            open_jobs.len()
+        );
         for (t, want) in TENANTS.iter().zip(&expected) {
             let (_, got) = stored(&bucket, t);
             if let Some(d) = difference(&distinct(got), want) {
                 panic!("seed {seed}, round {round}, tenant {t}: right after the kill: {d}");
             }
         }
-        skein.restart();
+        stale = open_jobs;
     }
+    skein.restart();
 
     // The last run finishes its work: no journal, nothing retired or half-written left.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -152,7 +168,35 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
     }
     println!("seed {seed}: {interrupted} of {ROUNDS} kills interrupted a compaction job");
     assert!(
-        interrupted > 0,
+        interrupted >= ROUNDS / 3,
         "seed {seed}: no kill landed during a compaction job; the test proved nothing"
     );
+}
+
+/// Waits (at most 20 s: the restarted compactor first waits out the killed one's lease)
+/// until a journal that is not `stale` satisfies `done`.
+fn wait_for(
+    bucket: &std::path::Path,
+    stale: &[std::path::PathBuf],
+    done: impl Fn(&std::path::Path) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if journals(bucket)
+            .iter()
+            .any(|j| !stale.contains(j) && done(j))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How many outputs a journal lists (0 when it cannot be read: being rewritten).
+fn journal_outputs(path: &std::path::Path) -> usize {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["outputs"].as_array().map(Vec::len))
+        .unwrap_or(0)
 }

@@ -23,7 +23,9 @@ pub struct CompactorConfig {
     /// again and again. Default `2h`.
     #[serde(with = "humantime_serde")]
     pub recent_period: Duration,
-    /// Most blocks merged by one compaction job. Default `16`.
+    /// Most inputs of one compaction job: blocks in a recent window, sorted runs (each read
+    /// as one stream) in an old one. The merge holds one decoded row group per input.
+    /// Default `16`.
     pub max_input_blocks: usize,
     /// Target size of an output `data.parquet`, estimated from the inputs' bytes per span.
     /// Default `268435456` (256 MiB).

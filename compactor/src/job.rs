@@ -126,15 +126,34 @@ async fn merge_and_write(
     // The whole merge runs on a blocking thread: decoding, merging, encoding and index
     // building are CPU work. Object-store I/O is driven from there through the runtime.
     tokio::task::spawn_blocking(move || {
-        let sources: Vec<(String, Box<dyn SpanSource>)> = inputs
-            .iter()
-            .map(|m| {
-                let mut stream =
-                    BlockReader::open(Arc::clone(&store), m.clone()).scan(ScanFilter::default());
-                let h = handle.clone();
-                let source: Box<dyn SpanSource> =
-                    Box::new(move || h.block_on(stream.try_next()).map_err(Error::from));
-                (format!("block {}", m.block_id), source)
+        // One source per sorted run, reading its blocks one after another: the merge holds
+        // one chunk per run, however many blocks a run has.
+        let sources: Vec<(String, Box<dyn SpanSource>)> = crate::plan::runs(&inputs)
+            .into_iter()
+            .map(|run| {
+                let name = format!("run of {} block(s) from {}", run.len(), run[0].block_id);
+                let (store, h) = (Arc::clone(&store), handle.clone());
+                let mut blocks = run.into_iter();
+                let mut stream = None;
+                let source: Box<dyn SpanSource> = Box::new(move || {
+                    loop {
+                        if stream.is_none() {
+                            let Some(m) = blocks.next() else {
+                                return Ok(None);
+                            };
+                            stream = Some(
+                                BlockReader::open(Arc::clone(&store), m)
+                                    .scan(ScanFilter::default()),
+                            );
+                        }
+                        let s = stream.as_mut().expect("set above");
+                        match h.block_on(s.try_next()).map_err(Error::from)? {
+                            Some(chunk) => return Ok(Some(chunk)),
+                            None => stream = None,
+                        }
+                    }
+                });
+                (name, source)
             })
             .collect();
         let writer = BlockWriter::new(Arc::clone(&store));

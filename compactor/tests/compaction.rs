@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use skein_compactor::{Compactor, CompactorConfig, CycleReport, overrides};
 use skein_storage::blocklist::read_tenant_index;
 use skein_storage::overrides::{TenantOverrides, write_tenant_overrides};
 use skein_storage::synth::TraceGenerator;
-use skein_storage::{StorageConfig, Store, TenantId};
+use skein_storage::{BlockReader, StorageConfig, Store, TenantId};
 use tokio_util::sync::CancellationToken;
 
 fn memory() -> Store {
@@ -146,6 +147,64 @@ async fn outputs_are_bounded_and_a_huge_trace_is_split_over_blocks() {
     assert_same(&contents(&store, &t).await, &expected, "after compaction");
     // Settled: another cycle finds nothing to merge.
     assert_eq!(cycle(&c).await.jobs, 0);
+}
+
+/// Runs cycles until one has no job (at most `limit`); returns the jobs run.
+async fn settle(c: &Compactor, limit: usize) -> u64 {
+    let mut jobs = 0;
+    for _ in 0..limit {
+        let r = cycle(c).await;
+        if r.jobs == 0 {
+            return jobs;
+        }
+        jobs += r.jobs;
+    }
+    panic!("no settling after {limit} cycles");
+}
+
+#[tokio::test]
+async fn copies_left_in_full_blocks_are_dropped_once_the_window_turns_old() {
+    let store = memory();
+    let t = tenant("late-dedupe");
+    let data = dataset(4, BASE_NS, 150, 12);
+    write_blocks(&store, &t, &data.blocks).await;
+    let expected = distinct(contents(&store, &t).await);
+    let cfg = CompactorConfig {
+        max_block_spans: 600,
+        max_input_blocks: 3,
+        ..config()
+    };
+    // While the window is recent, jobs of three blocks write full outputs that are not
+    // merged again: copies that went to different jobs stay.
+    let recent = compactor(&store, cfg.clone(), at(BASE_NS + HOUR_NS / 2));
+    assert!(settle(&recent, 20).await > 0);
+    let copies = span_total(&contents(&store, &t).await) - span_total(&expected);
+    assert!(copies > 0, "the recent-window merges left copies");
+
+    // Once the window is old it becomes one sorted run: no copy left, every trace whole in
+    // one block, and nothing more to do.
+    let old = compactor(&store, cfg, at(BASE_NS + 10 * HOUR_NS));
+    assert!(settle(&old, 20).await > 0);
+    assert_same(
+        &contents(&store, &t).await,
+        &expected,
+        "after the old-window merge",
+    );
+    let mut holders: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for m in visible(&store, &t).await {
+        let spans = BlockReader::open(store.clone(), m)
+            .read_all()
+            .await
+            .unwrap();
+        let mut ids: Vec<Vec<u8>> = spans.into_iter().map(|s| s.span.trace_id).collect();
+        ids.dedup();
+        for id in ids {
+            *holders.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(holders.len(), expected.len());
+    assert!(holders.values().all(|&n| n == 1), "a trace in two blocks");
+    assert_eq!(cycle(&old).await.jobs, 0);
 }
 
 #[tokio::test]
