@@ -2,13 +2,14 @@
 //! and the tag index's size as a fraction of the Parquet data.
 //!
 //! ```sh
-//! cargo run --release -p skein-compactor --example bench_compact -- [SPANS] [BLOCKS]
+//! cargo run --release -p skein-compactor --example bench_compact -- [SPANS] [BLOCKS] [full|lean]
 //! ```
 //!
-//! It writes `BLOCKS` (default 16, one compaction job) ingester-like blocks holding `SPANS` (default 2 000 000)
-//! synthetic spans (the generator of `skein_storage::synth`, about 330 bytes of OTLP protobuf
-//! per span) into a local bucket under a temporary directory, each block a run of
-//! consecutive traces with one trace in ten split with the next block, then runs compaction
+//! It writes `BLOCKS` (default 16, one compaction job) ingester-like blocks holding `SPANS`
+//! (default 2 000 000) synthetic spans (the generator of `skein_storage::synth`: about 715
+//! bytes of OTLP protobuf per span for the full workload, about 330 for the lean one) into a
+//! local bucket under a temporary directory, each block a run of consecutive traces, then
+//! runs compaction
 //! cycles until nothing is left to merge, and prints the figures recorded in
 //! `docs/benchmarks.md`.
 
@@ -22,6 +23,10 @@ use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_storage::synth::TraceGenerator;
 use skein_storage::{BlockList, BlockWriter, StorageConfig, TenantId};
 use tokio_util::sync::CancellationToken;
+
+/// The allocator of the `skein` binary, so that the figures are those of a real compactor.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// CPU time of this process (user + system), from `/proc/self/stat`, in seconds.
 fn cpu_secs() -> f64 {
@@ -46,7 +51,13 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(2_000_000);
     let blocks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let lean = match args.next().as_deref() {
+        None | Some("full") => false,
+        Some("lean") => true,
+        Some(other) => panic!("workload {other:?}: expected \"full\" or \"lean\""),
+    };
     let dir = tempfile::tempdir().expect("temp dir");
+
     let store = StorageConfig::Local {
         path: dir.path().to_path_buf(),
     }
@@ -56,6 +67,9 @@ async fn main() {
     let start = 1_750_000_000_000_000_000u64;
     // All in one hour: one compaction window.
     let mut g = TraceGenerator::new(1, start, 3_600_000_000_000 / (spans as u64 / 20).max(1));
+    if lean {
+        g = g.lean();
+    }
     let all = g.spans(spans);
     let otlp_bytes: usize = all
         .chunks(1000)
@@ -107,6 +121,10 @@ async fn main() {
     let data_after: u64 = after.iter().map(|m| m.data_size).sum();
     let index: u64 = after.iter().filter_map(|m| m.files.index_size).sum();
     let spans_after: u64 = after.iter().map(|m| m.span_count).sum();
+    println!(
+        "workload                       {}",
+        if lean { "lean" } else { "full" }
+    );
     println!("spans                          {n}");
     println!(
         "OTLP protobuf bytes per span   {:.1}",

@@ -189,7 +189,7 @@ impl TraceQuery {
 /// parent is among `spans` and belongs to another service, keyed (parent's service, span's
 /// service). This is what Jaeger's dependency graph counts.
 pub fn count_service_calls(spans: &[&SpanRecord], calls: &mut BTreeMap<(String, String), u64>) {
-    let services: std::collections::HashMap<&[u8], &str> = spans
+    let services: foldhash::HashMap<&[u8], &str> = spans
         .iter()
         .map(|s| (s.span.span_id.as_slice(), s.service_name()))
         .collect();
@@ -258,7 +258,7 @@ impl TraceSummary {
             .iter()
             .filter(|s| s.is_root())
             .min_by_key(|s| s.span.start_time_unix_nano);
-        let span_ids: std::collections::HashSet<&[u8]> =
+        let span_ids: foldhash::HashSet<&[u8]> =
             spans.iter().map(|s| s.span.span_id.as_slice()).collect();
         let orphans = spans
             .iter()

@@ -31,7 +31,9 @@
 //! each entry's name (u16 LE length + UTF-8) and size (u64 LE), then the entries' bytes in
 //! that order. Entries are `traces.bin` and the tantivy index files under `tantivy/`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
@@ -209,8 +211,8 @@ fn attr(kv: &KeyValue) -> Attr {
 /// The length and a hash of an attribute's type and string form, without allocating for
 /// string values.
 fn value_hash(kv: &KeyValue) -> (usize, u64) {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::with_seed(0x5ce1_7a61).build_hasher();
     type_byte(kv).hash(&mut h);
     let len = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
         Some(V::StringValue(v)) => {
@@ -238,7 +240,7 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
     let limit = MAX_INDEXED_VALUES.max(spans.len() / SPANS_PER_INDEXED_VALUE);
     // Distinct values are counted by hash (a collision can only undercount, which at worst
     // gives a key terms it could have done without).
-    let mut values: HashMap<&str, std::collections::HashSet<u64>> = HashMap::new();
+    let mut values: HashMap<&str, HashSet<u64>> = HashMap::default();
     let mut too_long: BTreeSet<&str> = BTreeSet::new();
     for s in spans {
         let lists = std::iter::once(&s.span.attributes)
@@ -256,7 +258,7 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
             set.insert(hash);
         }
     }
-    let indexed: BTreeSet<String> = values
+    let indexed: HashSet<String> = values
         .iter()
         .filter(|(k, v)| v.len() <= limit && !too_long.contains(*k))
         .map(|(k, _)| (*k).to_owned())
