@@ -12,7 +12,8 @@
 //!   more (request IDs, full URLs) are listed in the table as not indexed: a query or a
 //!   value listing on them scans the block. Fast fields: the span's resource and scope (their
 //!   position in the table), its duration as a 10-bit logarithmic bucket (`dur`, 16 buckets
-//!   per power of two), and its kind and status code (`ks`, kind × 4 + code).
+//!   per power of two), its start relative to its trace's start in the same buckets
+//!   (`start`), and its kind and status code (`ks`, kind × 4 + code).
 //! - **the table** (`traces.bin`, zstd): per trace, in document order, its ID and the summary
 //!   of its spans in this block (start, duration, root, span, error and orphan counts per
 //!   service); the distinct resources and scopes with their attributes; the attribute keys
@@ -24,10 +25,10 @@
 //! it.
 //!
 //! Whatever the index cannot decide exactly (a span duration in the same bucket as a bound, a
-//! trace that straddles the edge of a span-level time range) it reports as undecided; the
+//! span-level time range whose edge falls in a span's start bucket) it reports as undecided; the
 //! caller reads that trace whole. So answers from the index are exact.
 //!
-//! The bundle is a small container: the magic `SKTAGIX3`, the number of entries (u32 LE),
+//! The bundle is a small container: the magic `SKTAGIX4`, the number of entries (u32 LE),
 //! each entry's name (u16 LE length + UTF-8) and size (u64 LE), then the entries' bytes in
 //! that order. Entries are `traces.bin` and the tantivy index files under `tantivy/`.
 
@@ -52,7 +53,7 @@ use crate::otlp::common::v1::{KeyValue, any_value::Value as V};
 use crate::query::{ServiceStats, TraceSummary, value_string};
 
 /// Magic bytes that open an index bundle; the digit is the layout version.
-pub const BUNDLE_MAGIC: &[u8; 8] = b"SKTAGIX3";
+pub const BUNDLE_MAGIC: &[u8; 8] = b"SKTAGIX4";
 /// Longest attribute value (bytes of its string form) of an indexed key.
 pub const MAX_TERM_VALUE: usize = 256;
 /// A span attribute key is indexed when it has at most this many distinct values in the
@@ -71,6 +72,7 @@ mod field {
     pub const RES: &str = "res";
     pub const SCOPE: &str = "scope";
     pub const DUR: &str = "dur";
+    pub const START: &str = "start";
     pub const KS: &str = "ks";
 }
 
@@ -81,6 +83,7 @@ struct Fields {
     res: Field,
     scope: Field,
     dur: Field,
+    start: Field,
     ks: Field,
 }
 
@@ -98,6 +101,7 @@ fn schema() -> (Schema, Fields) {
         res: b.add_u64_field(field::RES, FAST),
         scope: b.add_u64_field(field::SCOPE, FAST),
         dur: b.add_u64_field(field::DUR, FAST),
+        start: b.add_u64_field(field::START, FAST),
         ks: b.add_u64_field(field::KS, FAST),
     };
     (b.build(), fields)
@@ -115,6 +119,7 @@ fn fields_of(schema: &Schema) -> Result<Fields> {
         res: get(field::RES)?,
         scope: get(field::SCOPE)?,
         dur: get(field::DUR)?,
+        start: get(field::START)?,
         ks: get(field::KS)?,
     })
 }
@@ -128,6 +133,16 @@ pub fn duration_bucket(nanos: u64) -> u64 {
     let bits = 64 - u64::from(nanos.leading_zeros()); // ≥ 5
     let mantissa = (nanos >> (bits - 5)) & 0xf; // the 4 bits after the leading one
     (bits - 4) * 16 + mantissa
+}
+
+/// The smallest and largest value of bucket `b` of [`duration_bucket`].
+pub fn bucket_range(b: u64) -> (u64, u64) {
+    if b < 16 {
+        return (b, b);
+    }
+    let shift = (b / 16 + 4).saturating_sub(5).min(59);
+    let lo = (16 + b % 16) << shift;
+    (lo, lo.saturating_add((1u64 << shift) - 1))
 }
 
 /// Which attributes a tag listing covers.
@@ -360,6 +375,11 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
             doc.add_u64(f.res, res);
             doc.add_u64(f.scope, scope);
             doc.add_u64(f.dur, duration_bucket(s.duration_nanos()));
+            let offset = s
+                .span
+                .start_time_unix_nano
+                .saturating_sub(summary.start_unix_nano);
+            doc.add_u64(f.start, duration_bucket(offset));
             let code = s.span.status.as_ref().map_or(0, |st| st.code.clamp(0, 3));
             doc.add_u64(f.ks, (s.span.kind.max(0) as u64) * 4 + code as u64);
             writer.add_document(doc).map_err(tantivy_err)?;
@@ -1061,6 +1081,7 @@ impl TagIndex {
         }
 
         let dur = column(field::DUR)?;
+        let start = column(field::START)?;
         let bucket = |b: Option<u64>| b.map(duration_bucket);
         let (min_b, max_b) = (bucket(q.min_duration_nanos), bucket(q.max_duration_nanos));
         // Some(true): surely within the bounds; Some(false): surely not; None: same bucket as
@@ -1092,21 +1113,27 @@ impl TagIndex {
             let Some(summary) = t.traces.get(trace) else {
                 return Err(self.corrupt(format!("document {d} belongs to no trace")));
             };
-            // Where the trace's span starts lie against the span-level range: all inside,
-            // all outside, or some of each (the spans must tell).
+            // Where the span's start lies against the span-level range: inside, outside, or
+            // unknown (the range's edge falls in the span's start bucket; the spans must tell).
             let certain = match q.span_start {
                 None => true,
                 Some((lo, hi)) => {
-                    let (start, end) = (
+                    let (trace_start, trace_end) = (
                         summary.start_unix_nano,
                         summary
                             .start_unix_nano
                             .saturating_add(summary.duration_nanos),
                     );
-                    if start > hi || end < lo {
+                    if trace_start > hi || trace_end < lo {
                         continue;
                     }
-                    lo <= start && end <= hi
+                    let (a, b) = bucket_range(start.first(d).unwrap_or(0));
+                    let (first, last) =
+                        (trace_start.saturating_add(a), trace_start.saturating_add(b));
+                    if first > hi || last < lo {
+                        continue;
+                    }
+                    lo <= first && last <= hi
                 }
             };
             let span = match certain {
@@ -1115,6 +1142,7 @@ impl TagIndex {
             };
             match hits.last_mut() {
                 Some(h) if h.ordinal == trace as u32 => {
+                    h.certain |= certain;
                     h.span_match = match (h.span_match, span) {
                         (Some(true), _) | (_, Some(true)) => Some(true),
                         (Some(false), Some(false)) => Some(false),
@@ -1137,4 +1165,29 @@ fn holder_keys(holders: &[Holder]) -> BTreeSet<String> {
         .iter()
         .flat_map(|h| h.attrs.iter().map(|(k, _, _)| k.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_ranges_hold_their_values_and_tile_the_line() {
+        let mut rng = crate::synth::Rng::new(11);
+        for i in 0..100_000u64 {
+            let v = match i % 3 {
+                0 => i,
+                1 => rng.next_u64() >> rng.below(64),
+                _ => u64::MAX - i,
+            };
+            let b = duration_bucket(v);
+            let (lo, hi) = bucket_range(b);
+            assert!(lo <= v && v <= hi, "{v} in bucket {b} = {lo}..={hi}");
+            assert_eq!(duration_bucket(lo), b);
+            assert_eq!(duration_bucket(hi), b);
+            if hi < u64::MAX {
+                assert_eq!(duration_bucket(hi + 1), b + 1, "buckets are contiguous");
+            }
+        }
+    }
 }
