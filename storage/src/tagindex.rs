@@ -822,7 +822,8 @@ pub struct TraceHit {
     /// when only the spans can tell.
     pub span_match: Option<bool>,
     /// Whether a span satisfies the name, service and tags (and lies in `span_start`):
-    /// `false` only when the trace straddles an edge of `span_start` and the spans must tell.
+    /// `false` only when no span is known to lie in `span_start` but the edge of the range falls
+    /// in a matching span's start bucket: the spans must tell.
     pub certain: bool,
 }
 
