@@ -7,7 +7,7 @@
 //! cache directory. At start, directories whose lock nobody holds any more are removed; a
 //! process's own is removed when it stops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +45,9 @@ pub struct TagIndexCache {
     state: Mutex<State>,
     /// One download at a time per block.
     loading: Mutex<HashMap<BlockId, Arc<AsyncMutex<()>>>>,
+    /// Blocks whose index is corrupt or of a layout this version does not read. A block never
+    /// changes, so they are scanned from then on without downloading the index again.
+    unreadable: Mutex<HashSet<BlockId>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,6 +80,7 @@ impl TagIndexCache {
             max_bytes,
             state: Mutex::new(State::default()),
             loading: Mutex::new(HashMap::new()),
+            unreadable: Mutex::new(HashSet::new()),
         }
     }
 
@@ -86,6 +90,9 @@ impl TagIndexCache {
         meta.files.index_size?;
         if let Some(i) = self.cached(meta.block_id) {
             return Some(i);
+        }
+        if lock(&self.unreadable).contains(&meta.block_id) {
+            return None;
         }
         let gate = Arc::clone(
             lock(&self.loading)
@@ -101,9 +108,19 @@ impl TagIndexCache {
         match result {
             Ok(i) => Some(i),
             Err(e) => {
+                // A corrupt index, or one of another layout, stays so: remember it. Anything
+                // else (the store or the local disk failing) is tried again next time.
+                let permanent = matches!(
+                    e,
+                    crate::error::Error::Storage(skein_storage::Error::Corrupt { .. })
+                );
+                if permanent {
+                    lock(&self.unreadable).insert(meta.block_id);
+                }
                 tracing::warn!(
                     block = %meta.block_id,
                     tenant = %meta.tenant,
+                    permanent,
                     "cannot use the block's tag index, scanning the block instead: {e}"
                 );
                 None
@@ -238,5 +255,52 @@ mod tests {
         assert_eq!(dirs(root.path()), vec![b.dir.clone()]);
         drop(b);
         assert!(dirs(root.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_index_is_scanned_around_and_not_downloaded_again() {
+        use object_store::ObjectStoreExt;
+        use skein_storage::block::WriteOptions;
+        use skein_storage::counting::CountingStore;
+        use skein_storage::synth::TraceGenerator;
+        use skein_storage::{BlockWriter, TenantId};
+
+        let counting = CountingStore::new(Arc::new(object_store::memory::InMemory::new()));
+        let store: Store = counting.clone();
+        let tenant = TenantId::new("t").unwrap();
+        let spans = TraceGenerator::new(5, 1_750_000_000_000_000_000, 1_000).spans(200);
+        let opts = WriteOptions {
+            tag_index: true,
+            ..Default::default()
+        };
+        let meta = BlockWriter::new(store.clone())
+            .write_with(&tenant, spans, opts)
+            .await
+            .unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let cache = TagIndexCache::new(store.clone(), root.path(), 1 << 30);
+        assert!(cache.get(&meta).await.is_some(), "a good index opens");
+
+        // The same block with an index of another layout (a different magic).
+        let path = block_object(&tenant, meta.block_id, names::INDEX);
+        let mut bundle = store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        bundle[7] = b'0';
+        store.put(&path, bundle.into()).await.unwrap();
+        let cache = TagIndexCache::new(store.clone(), root.path(), 1 << 30);
+        counting.reset();
+        assert!(cache.get(&meta).await.is_none());
+        let first = counting.snapshot().gets;
+        assert!(first > 0, "the index was fetched once");
+        for _ in 0..3 {
+            assert!(cache.get(&meta).await.is_none());
+        }
+        assert_eq!(counting.snapshot().gets, first, "and not again");
     }
 }
