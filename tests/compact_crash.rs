@@ -56,14 +56,13 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
             // New blocks arrive, as ingesters write them, while the compactor is down; the
             // restarted one repairs what the kill left and has work again.
             for (i, (t, want)) in TENANTS.iter().zip(expected.iter_mut()).enumerate() {
-                let more = write_dataset_with(
+                let more = write_dataset(
                     &bucket,
                     t,
                     seed ^ ((round as u64) << 20) ^ i as u64,
                     200,
                     4,
                     Duration::from_secs(3 * 3600),
-                    false,
                 );
                 want.extend(more);
             }

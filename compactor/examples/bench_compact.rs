@@ -9,8 +9,7 @@
 //! (default 2 000 000) synthetic spans (the generator of `skein_storage::synth`: about 715
 //! bytes of OTLP protobuf per span for the full workload, about 330 for the lean one) into a
 //! local bucket under a temporary directory, each block a run of consecutive traces, then
-//! runs compaction
-//! cycles until nothing is left to merge, and prints the figures recorded in
+//! runs compaction cycles until nothing is left to merge, and prints the figures recorded in
 //! `docs/benchmarks.md`.
 
 use std::sync::Arc;
@@ -57,7 +56,6 @@ async fn main() {
         Some(other) => panic!("workload {other:?}: expected \"full\" or \"lean\""),
     };
     let dir = tempfile::tempdir().expect("temp dir");
-
     let store = StorageConfig::Local {
         path: dir.path().to_path_buf(),
     }

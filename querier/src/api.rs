@@ -87,8 +87,8 @@ pub fn router(build_info: BuildInfo) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// The Jaeger-compatible server on `server.jaeger_listen`. The Jaeger query APIs are not
-/// implemented yet, so every request gets a JSON 404 that says so.
+/// The fallback of the Jaeger-compatible server on `server.jaeger_listen` (its routes are in
+/// `jaeger.rs`): a path it does not serve gets a JSON 404 naming the ones it does.
 pub fn jaeger_router() -> Router {
     Router::new().fallback(jaeger_unknown_route)
 }

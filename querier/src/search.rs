@@ -632,9 +632,7 @@ impl TraceLookup {
             .await?;
         Ok(parts.into_iter().flatten().collect())
     }
-}
 
-impl TraceLookup {
     /// Calls between services in the window, as Jaeger's dependency graph counts them:
     /// (parent's service, child's service) → number of child spans whose parent span belongs
     /// to another service. Block-granular like the listings: every block overlapping the

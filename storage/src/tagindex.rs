@@ -32,12 +32,12 @@
 //! each entry's name (u16 LE length + UTF-8) and size (u64 LE), then the entries' bytes in
 //! that order. Entries are `traces.bin` and the tantivy index files under `tantivy/`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-
-use foldhash::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
+use foldhash::{HashMap, HashSet};
 use tantivy::columnar::Column;
 use tantivy::schema::{
     BytesOptions, FAST, Field, IndexRecordOption, Schema, TantivyDocument, Term, TextFieldIndexing,
@@ -223,24 +223,22 @@ fn attr(kv: &KeyValue) -> Attr {
     )
 }
 
-/// The length and a hash of an attribute's type and string form, without allocating for
-/// string values.
+/// An attribute's value as tags compare it, borrowed for string values (most of them).
+fn value_str(kv: &KeyValue) -> Cow<'_, str> {
+    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(V::StringValue(v)) => Cow::Borrowed(v),
+        _ => Cow::Owned(kv.value.as_ref().map(value_string).unwrap_or_default()),
+    }
+}
+
+/// The length and a hash of an attribute's type and string form.
 fn value_hash(kv: &KeyValue) -> (usize, u64) {
     use std::hash::{BuildHasher, Hash, Hasher};
     let mut h = foldhash::fast::FixedState::with_seed(0x5ce1_7a61).build_hasher();
     type_byte(kv).hash(&mut h);
-    let len = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(V::StringValue(v)) => {
-            v.hash(&mut h);
-            v.len()
-        }
-        _ => {
-            let v = kv.value.as_ref().map(value_string).unwrap_or_default();
-            v.hash(&mut h);
-            v.len()
-        }
-    };
-    (len, h.finish())
+    let v = value_str(kv);
+    v.hash(&mut h);
+    (v.len(), h.finish())
 }
 
 /// Builds the index bundle of a block's spans. The spans may come in any order; they are
@@ -352,14 +350,7 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
             doc.add_text(f.name, &s.span.name);
             let mut add = |attrs: &[KeyValue]| {
                 for kv in attrs.iter().filter(|kv| indexed.contains(&kv.key)) {
-                    let ty = type_byte(kv);
-                    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                        Some(V::StringValue(v)) => write_term(&mut term, &kv.key, ty, v),
-                        _ => {
-                            let v = kv.value.as_ref().map(value_string).unwrap_or_default();
-                            write_term(&mut term, &kv.key, ty, &v)
-                        }
-                    }
+                    write_term(&mut term, &kv.key, type_byte(kv), &value_str(kv));
                     doc.add_bytes(f.span_attr, &term);
                 }
             };

@@ -241,8 +241,8 @@ fn index_answers_what_a_scan_answers() {
                     }
                     decided += 1;
                 } else {
-                    // The trace straddles an edge of the range (frequent here: traces 2 ms
-                    // apart last up to hundreds of ms).
+                    // An edge of the range falls in a matching span's start bucket: only the
+                    // spans can tell.
                     assert!(q.span_start.is_some(), "uncertain without a range: {q:?}");
                     straddling += 1;
                 }

@@ -74,22 +74,6 @@ pub fn write_dataset(
     blocks: usize,
     ago: Duration,
 ) -> Traces {
-    write_dataset_with(path, tenant, seed, traces, blocks, ago, true)
-}
-
-/// Like [`write_dataset`]; with `copies_across_blocks` false a span's copy goes to the same
-/// block as the span (for blocks written while a compactor runs, which may merge some of them
-/// before the others exist: copies in two blocks merged by different jobs into full blocks
-/// stay, see docs/compaction.md).
-pub fn write_dataset_with(
-    path: &Path,
-    tenant: &str,
-    seed: u64,
-    traces: usize,
-    blocks: usize,
-    ago: Duration,
-    copies_across_blocks: bool,
-) -> Traces {
     let tenant = TenantId::new(tenant).expect("tenant");
     let mut g = TraceGenerator::new(seed, now_ns() - ago.as_nanos() as u64, 50_000_000);
     let mut rng = Rng::new(seed ^ 0xc0ffee);
@@ -99,12 +83,7 @@ pub fn write_dataset_with(
         for s in g.trace(5 + rng.below(40) as usize) {
             let b = rng.below(blocks as u64) as usize;
             if rng.chance(0.1) {
-                let other = if copies_across_blocks {
-                    (b + 1) % blocks
-                } else {
-                    b
-                };
-                parts[other].push(s.clone());
+                parts[(b + 1) % blocks].push(s.clone());
             }
             if rng.chance(0.05) {
                 let mut twin = s.clone();
