@@ -4,7 +4,7 @@
 //! search mix, a tag-value listing, and the object-store requests each one makes, next to the
 //! time of one raw GET of a whole block as the floor.
 //!
-//! The dataset is `skein_storage::synth` traces spread over the last [`DATASET_SPAN`] (ending
+//! The dataset is `skein_testkit::synth` traces spread over the last [`DATASET_SPAN`] (ending
 //! when it was generated), cut into blocks that each cover an equal slice of time, as an
 //! ingester cutting blocks on a steady load would. A manifest next to it records what was
 //! generated, so a second run with the same `--spans`, `--blocks` and `--seed` reuses it.
@@ -20,14 +20,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use skein_format::block::{EncodedBlock, WriteOptions, encode_block};
+use skein_format::layout::{block_object, names};
+use skein_format::{BlockMeta, BlockWriter, Store, TenantId, TraceId};
 use skein_querier::lookup::TraceLookup;
-use skein_storage::block::{EncodedBlock, WriteOptions, encode_block};
+use skein_query::search::{Semantics, TraceQuery};
+use skein_storage::S3Config;
 use skein_storage::blocklist::{delete_block, list_tenant};
-use skein_storage::counting::{CountingStore, RequestCounts};
-use skein_storage::query::{Semantics, TraceQuery};
-use skein_storage::store::{S3Config, block_object, names};
-use skein_storage::synth::{Rng, TraceGenerator};
-use skein_storage::{BlockList, BlockMeta, BlockWriter, StorageConfig, Store, TenantId, TraceId};
+use skein_storage::{BlockList, StorageConfig};
+use skein_testkit::counting::{CountingStore, RequestCounts};
+use skein_testkit::synth::{Rng, TraceGenerator};
 
 /// How much time the dataset covers, ending when it was generated.
 const DATASET_SPAN: Duration = Duration::from_secs(4 * 3600);
@@ -488,7 +490,7 @@ async fn generate(
 }
 
 /// Counts, services, routes and evenly spaced sample traces of one block's spans.
-fn block_facts(spans: &[skein_storage::SpanRecord], block: usize, samples: usize) -> BlockFacts {
+fn block_facts(spans: &[skein_format::SpanRecord], block: usize, samples: usize) -> BlockFacts {
     let mut roots = Vec::new();
     let mut services = BTreeSet::new();
     let mut routes = BTreeSet::new();
@@ -500,7 +502,7 @@ fn block_facts(spans: &[skein_storage::SpanRecord], block: usize, samples: usize
             let route = kv
                 .value
                 .as_ref()
-                .map(skein_storage::query::value_string)
+                .map(skein_format::model::value_string)
                 .unwrap_or_default();
             if !routes.contains(&route) {
                 routes.insert(route);

@@ -6,12 +6,14 @@
 //!
 //! - [`cli`]: the command line ([`cli::Cli`]), public so tests can parse command lines;
 //! - [`config`]: the TOML file and `SKEIN_…` environment overrides, checked once at start;
-//! - [`roles`]: starting the selected roles and shutting them down on SIGINT or SIGTERM.
+//! - [`roles`]: starting the selected roles and shutting them down on SIGINT or SIGTERM;
+//! - [`process_metrics`]: the standard `process_*` metrics next to the roles' own.
 
 pub mod bench_query;
 pub mod cli;
 pub mod config;
 pub mod loadgen;
+pub mod process_metrics;
 pub mod roles;
 
 use std::io::IsTerminal;

@@ -1,7 +1,7 @@
 //! `skein loadgen`: sends realistic multi-service traces to an OTLP endpoint and reports what
 //! was accepted and how fast, so ingest can be measured with one command on any machine.
 //!
-//! Payloads are generated once (`skein_storage::synth`: about 20 attributes per span) and
+//! Payloads are generated once (`skein_testkit::synth`: about 20 attributes per span) and
 //! encoded once; each send copies a payload and gives its traces fresh IDs by rewriting the
 //! trace-ID bytes in place, so the generator costs little CPU next to the server it measures.
 
@@ -13,9 +13,9 @@ use anyhow::{Context, bail};
 use bytes::{Buf, BufMut, Bytes};
 use clap::{Args, ValueEnum};
 use prost::Message;
-use skein_storage::model::spans_to_otlp;
-use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use skein_storage::synth::{Rng, TraceGenerator};
+use skein_format::model::spans_to_otlp;
+use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use skein_testkit::synth::{Rng, TraceGenerator};
 
 /// Wire protocol of the load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

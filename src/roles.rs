@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use prometheus_client::registry::Registry;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,20 @@ use crate::config::Config;
 /// How long the roles get to finish their work after a shutdown signal. Kubernetes waits 30 s
 /// before SIGKILL by default; stopping a little earlier lets the process exit on its own terms.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// One registry for the process: every role's metrics and the `process_*` ones, exposed on
+/// the ingester's internal API and the querier's HTTP API alike.
+fn metrics_registry(roles: &BTreeSet<Role>) -> Arc<Registry> {
+    let mut registry = Registry::default();
+    if roles.contains(&Role::Ingester) {
+        skein_ingester::metrics::register(&mut registry);
+    }
+    if roles.contains(&Role::Querier) {
+        skein_querier::metrics::register(&mut registry);
+    }
+    registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
+    Arc::new(registry)
+}
 
 /// Opens the storage, runs `roles` and returns when they have stopped.
 pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
@@ -39,6 +54,7 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     let overrides = skein_compactor::overrides(&config.compactor, store.clone());
     let shutdown = CancellationToken::new();
     let mut tasks = RoleTasks::default();
+    let registry = metrics_registry(&roles);
     // The ingester opens (and replays its WAL) before anything serves, so that the
     // in-process querier can read its recent data from the first request on.
     let ingester = match roles.contains(&Role::Ingester) {
@@ -58,9 +74,9 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
         config.compactor.overrides_refresh,
         shutdown.clone(),
     ));
-    let mut recent: Vec<Arc<dyn skein_storage::recent::RecentData>> = ingester
+    let mut recent: Vec<Arc<dyn skein_query::recent::RecentData>> = ingester
         .iter()
-        .map(|i| Arc::clone(i) as Arc<dyn skein_storage::recent::RecentData>)
+        .map(|i| Arc::clone(i) as Arc<dyn skein_query::recent::RecentData>)
         .collect();
     if roles.contains(&Role::Querier) {
         recent.extend(remote_ingesters(&config, &roles)?);
@@ -68,13 +84,14 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     for &role in &roles {
         let store = store.clone();
         let shutdown = shutdown.clone();
+        let registry = Arc::clone(&registry);
         match role {
             Role::Ingester => {
                 let Some(ingester) = ingester.clone() else {
                     continue;
                 };
                 tasks.spawn(role, async move {
-                    skein_ingester::serve(ingester, shutdown).await?;
+                    skein_ingester::serve(ingester, registry, shutdown).await?;
                     Ok(())
                 });
             }
@@ -87,8 +104,10 @@ pub async fn run(config: Config, roles: BTreeSet<Role>) -> anyhow::Result<()> {
                 let build_info = crate::build_info();
                 let recent = recent.clone();
                 tasks.spawn(role, async move {
-                    skein_querier::run(querier, listeners, build_info, store, recent, shutdown)
-                        .await?;
+                    skein_querier::run(
+                        querier, listeners, build_info, store, recent, registry, shutdown,
+                    )
+                    .await?;
                     Ok(())
                 });
             }
@@ -212,7 +231,7 @@ fn delete_grace_warning(config: &Config, roles: &BTreeSet<Role>) -> Option<Strin
 fn remote_ingesters(
     config: &Config,
     roles: &BTreeSet<Role>,
-) -> anyhow::Result<Vec<Arc<dyn skein_storage::recent::RecentData>>> {
+) -> anyhow::Result<Vec<Arc<dyn skein_query::recent::RecentData>>> {
     let remote = config.querier.remote_ingesters()?;
     if remote.is_empty() && !roles.contains(&Role::Ingester) {
         tracing::warn!(
@@ -228,7 +247,7 @@ fn remote_ingesters(
     }
     let group = skein_querier::remote::RemoteIngesters::new(remote);
     Ok(vec![
-        Arc::new(group) as Arc<dyn skein_storage::recent::RecentData>
+        Arc::new(group) as Arc<dyn skein_query::recent::RecentData>
     ])
 }
 

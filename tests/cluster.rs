@@ -28,8 +28,8 @@ use common::otlp::{hex, now_nanos, post_protobuf, request, string_attr};
 use common::{Options, Ready, SKEIN, Skein};
 use opentelemetry_proto::tonic::trace::v1::{Span, TracesData};
 use prost::Message;
+use skein_storage::S3Config;
 use skein_storage::StorageConfig;
-use skein_storage::store::S3Config;
 
 const SERVICE: &str = "cluster-test";
 const SPANS_PER_TRACE: u8 = 6;
@@ -206,7 +206,7 @@ impl Cluster {
 
     /// Unfinished compaction jobs of this tenant (journals not marked complete).
     fn unfinished_jobs(&self) -> usize {
-        let tenant = skein_storage::TenantId::new(&self.tenant).expect("tenant");
+        let tenant = skein_format::TenantId::new(&self.tenant).expect("tenant");
         let store = self.storage.open().expect("open the storage");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -222,7 +222,7 @@ impl Cluster {
     /// Waits until a compaction job of this tenant is under way (its journal exists), at most
     /// `limit`; false when none was seen.
     fn wait_compaction_job(&self, limit: Duration) -> bool {
-        let tenant = skein_storage::TenantId::new(&self.tenant).expect("tenant");
+        let tenant = skein_format::TenantId::new(&self.tenant).expect("tenant");
         let store = self.storage.open().expect("open the storage");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -469,7 +469,7 @@ impl Cluster {
     /// How many blocks of the tenant have been seen retired so far. Retired blocks are deleted
     /// after `delete_grace`, so the count is kept here rather than read from the bucket.
     fn retired_blocks(&self) -> usize {
-        let tenant = skein_storage::TenantId::new(&self.tenant).expect("tenant");
+        let tenant = skein_format::TenantId::new(&self.tenant).expect("tenant");
         let store = self.storage.open().expect("open the storage");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -114,8 +114,8 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
                     && listing.without_meta.is_empty()
                     && got.values().all(|v| {
                         v.windows(2).all(|w| {
-                            skein_storage::dedupe::content_key(&w[0])
-                                != skein_storage::dedupe::content_key(&w[1])
+                            skein_format::dedupe::content_key(&w[0])
+                                != skein_format::dedupe::content_key(&w[1])
                         })
                     })
             });
@@ -133,8 +133,8 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing_and_leaves_no_orphan() {
                 .map(|v| {
                     v.windows(2)
                         .filter(|w| {
-                            skein_storage::dedupe::content_key(&w[0])
-                                == skein_storage::dedupe::content_key(&w[1])
+                            skein_format::dedupe::content_key(&w[0])
+                                == skein_format::dedupe::content_key(&w[1])
                         })
                         .count()
                 })

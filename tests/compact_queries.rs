@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{Options, Ready, Skein};
 use compact_support::*;
-use skein_storage::otlp::trace::v1::TracesData;
+use skein_format::otlp::trace::v1::TracesData;
 
 const TENANT: &str = "queried";
 
@@ -31,7 +31,7 @@ fn trace_by_id(skein: &Skein, id: &str) -> Result<Traces, String> {
         serde_json::from_value(serde_json::json!({ "resourceSpans": v["batches"].clone() }))
             .map_err(|e| e.to_string())?;
     Ok(by_trace(
-        skein_storage::model::spans_from_otlp(data.resource_spans),
+        skein_format::model::spans_from_otlp(data.resource_spans),
         true,
     ))
 }

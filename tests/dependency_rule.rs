@@ -1,16 +1,36 @@
-//! The layering of DESIGN.md §1, checked on the real manifests: `skein-storage` depends on no
-//! workspace crate; the role crates depend on `skein-storage` and never on each other; only
-//! the `skein` binary depends on them all.
+//! The layering of `docs/architecture.md`, checked on the real manifests.
+//!
+//! - Shared crates form the bottom: `skein-format` depends on no workspace crate;
+//!   `skein-storage` and `skein-query` depend on `skein-format` only.
+//! - Each role (`skein-ingester`, `skein-querier`, `skein-compactor`) depends on shared crates
+//!   only, never on another role.
+//! - `skein-testkit` is test support: shared crates below it, and every other crate takes it
+//!   as a dev-dependency only (the benchmarks excepted, which are not shipped).
+//! - Only the binary (`skein`) and the benchmarks (`skein-bench`) depend on the roles.
+//! - A crate's tests (dev-dependencies) may use any shared crate and the test kit, never a
+//!   role they do not test.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
+const FORMAT: &str = "skein-format";
 const STORAGE: &str = "skein-storage";
+const QUERY: &str = "skein-query";
+const TESTKIT: &str = "skein-testkit";
+const SHARED: [&str; 3] = [FORMAT, STORAGE, QUERY];
 const ROLES: [&str; 3] = ["skein-ingester", "skein-querier", "skein-compactor"];
 const BINARY: &str = "skein";
+const BENCH: &str = "skein-bench";
 
-/// Workspace crate → the workspace crates it depends on (any kind: normal, dev or build).
-fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
+/// The workspace crates one crate depends on, by kind.
+#[derive(Debug, Default)]
+struct Deps {
+    normal: BTreeSet<String>,
+    dev: BTreeSet<String>,
+}
+
+/// Workspace crate → the workspace crates it depends on.
+fn workspace_dependencies() -> BTreeMap<String, Deps> {
     let output = Command::new(env!("CARGO"))
         .args([
             "metadata",
@@ -38,71 +58,80 @@ fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
         .iter()
         .map(|p| {
             let name = p["name"].as_str().expect("package name").to_owned();
-            let deps = p["dependencies"]
-                .as_array()
-                .expect("dependencies array")
-                .iter()
-                .filter_map(|d| d["name"].as_str())
-                .filter(|d| members.contains(*d))
-                .map(str::to_owned)
-                .collect();
+            let mut deps = Deps::default();
+            for d in p["dependencies"].as_array().expect("dependencies array") {
+                let Some(dep) = d["name"].as_str().filter(|d| members.contains(*d)) else {
+                    continue;
+                };
+                match d["kind"].as_str() {
+                    Some("dev") => deps.dev.insert(dep.to_owned()),
+                    // Normal and build dependencies both end up in what ships.
+                    _ => deps.normal.insert(dep.to_owned()),
+                };
+            }
             (name, deps)
         })
         .collect()
 }
 
+/// What `name` may depend on (normal dependencies), or `None` for "anything".
+fn allowed_normal(name: &str) -> Option<BTreeSet<&'static str>> {
+    let set = |items: &[&'static str]| Some(items.iter().copied().collect());
+    match name {
+        FORMAT => set(&[]),
+        STORAGE | QUERY => set(&[FORMAT]),
+        TESTKIT => set(&SHARED),
+        n if ROLES.contains(&n) => set(&SHARED),
+        BINARY => set(&[FORMAT, STORAGE, QUERY, ROLES[0], ROLES[1], ROLES[2]]),
+        BENCH => None,
+        _ => set(&SHARED),
+    }
+}
+
 #[test]
 fn crates_depend_only_downwards() {
     let graph = workspace_dependencies();
+    for needed in SHARED.iter().chain(&ROLES).chain(&[TESTKIT, BINARY, BENCH]) {
+        assert!(
+            graph.contains_key(*needed),
+            "{needed} is not a workspace member; update this test with the layering"
+        );
+    }
     let mut broken = Vec::new();
-    let deps_of = |name: &str| -> &BTreeSet<String> {
-        graph
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} is not a workspace member"))
-    };
-
-    for dep in deps_of(STORAGE) {
-        broken.push(format!(
-            "{STORAGE} depends on {dep}: storage is the bottom layer and depends on no workspace crate"
-        ));
+    for (name, deps) in &graph {
+        if let Some(allowed) = allowed_normal(name) {
+            for dep in deps.normal.iter().filter(|d| !allowed.contains(d.as_str())) {
+                let why = if dep == TESTKIT {
+                    "the test kit is a dev-dependency only"
+                } else if ROLES.contains(&dep.as_str()) {
+                    "only the binary and the benchmarks depend on roles; move what they share into a shared crate"
+                } else {
+                    "dependencies point down only"
+                };
+                broken.push(format!("{name} depends on {dep}: {why}"));
+            }
+        }
+        for dep in deps.dev.iter().filter(|d| ROLES.contains(&d.as_str())) {
+            if name != BINARY && name != BENCH {
+                broken.push(format!(
+                    "{name}'s tests depend on the role {dep}: a crate's tests use shared crates and the test kit"
+                ));
+            }
+        }
     }
     for role in ROLES {
-        let deps = deps_of(role);
-        if !deps.contains(STORAGE) {
-            broken.push(format!(
-                "{role} does not depend on {STORAGE}: every role builds on the storage layer"
-            ));
+        if !graph[role].normal.contains(FORMAT) {
+            broken.push(format!("{role} does not depend on {FORMAT}"));
         }
-        for dep in deps.iter().filter(|d| *d != STORAGE) {
+        if !graph[BINARY].normal.contains(role) {
             broken.push(format!(
-                "{role} depends on {dep}: a role may depend only on {STORAGE}; move what they share into {STORAGE}"
+                "{BINARY} does not depend on {role}: the binary composes every role"
             ));
         }
     }
-    let binary = deps_of(BINARY);
-    for needed in ROLES.iter().chain([&STORAGE]) {
-        if !binary.contains(*needed) {
-            broken.push(format!(
-                "{BINARY} does not depend on {needed}: the binary composes every crate"
-            ));
-        }
-    }
-    // Any other workspace crate (added later) sits beside the roles: it may use storage, and
-    // nothing but the binary may use it or the roles.
-    for (name, deps) in &graph {
-        if name == BINARY || name == STORAGE || ROLES.contains(&name.as_str()) {
-            continue;
-        }
-        for dep in deps.iter().filter(|d| *d != STORAGE) {
-            broken.push(format!(
-                "{name} depends on {dep}: only {BINARY} may depend on role crates or on other crates"
-            ));
-        }
-    }
-
     assert!(
         broken.is_empty(),
-        "the dependency rule of DESIGN.md §1 is broken:\n  - {}",
+        "the layering of docs/architecture.md is broken:\n  - {}",
         broken.join("\n  - ")
     );
 }

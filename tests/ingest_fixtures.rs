@@ -2,7 +2,7 @@
 //! reads back from the ingester's recent data without loss: as OTLP/JSON, as the protobuf
 //! JSON variant Go tools write, and as OTLP protobuf (plain and gzip).
 //!
-//! "Without loss" is `skein_storage::model::canonical` equality: it ignores only grouping,
+//! "Without loss" is `skein_format::model::canonical` equality: it ignores only grouping,
 //! span order and attribute order, so every field of every span, event, link, resource and
 //! scope must come back as sent.
 
@@ -17,13 +17,13 @@ use common::otlp::{hex, json_diff, now_nanos};
 use common::{Options, Skein};
 use prost::Message;
 use serde_json::Value;
-use skein_storage::SpanRecord;
-use skein_storage::model::canonical;
-use skein_storage::otlp::collector::trace::v1::{
+use skein_format::SpanRecord;
+use skein_format::model::canonical;
+use skein_format::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use skein_storage::otlp::common::v1::any_value;
-use skein_storage::otlp::trace::v1::{ResourceSpans, TracesData};
+use skein_format::otlp::common::v1::any_value;
+use skein_format::otlp::trace::v1::{ResourceSpans, TracesData};
 
 const TIMESTAMP_KEYS: [&str; 3] = ["startTimeUnixNano", "endTimeUnixNano", "timeUnixNano"];
 

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use common::blocks::{self, Load, Outcome, Sent, SpanFactory, metric, read_tenant, verify};
 use common::{Options, Skein, tail};
+use skein_storage::S3Config;
 use skein_storage::StorageConfig;
-use skein_storage::store::S3Config;
 
 const TENANT: &str = "outage-test";
 const BUCKET: &str = "skein-outage";

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use common::otlp::{attribute, hex, json_diff};
 use common::{Options, Skein};
 use serde_json::{Value, json};
-use skein_storage::SpanRecord;
-use skein_storage::model::spans_from_otlp;
-use skein_storage::otlp::common::v1::{AnyValue, KeyValue, any_value};
-use skein_storage::otlp::trace::v1::TracesData;
+use skein_format::SpanRecord;
+use skein_format::model::spans_from_otlp;
+use skein_format::otlp::common::v1::{AnyValue, KeyValue, any_value};
+use skein_format::otlp::trace::v1::TracesData;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_trace.py");
 

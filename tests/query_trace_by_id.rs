@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::{Options, Skein};
 use prost::Message;
-use skein_storage::model::canonical;
-use skein_storage::otlp::trace::v1::TracesData;
+use skein_format::model::canonical;
+use skein_format::otlp::trace::v1::TracesData;
 
 fn get(url: &str, tenant: &str, accept: &str) -> (u16, Vec<u8>) {
     let resp = ureq::get(url)

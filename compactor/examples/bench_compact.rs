@@ -6,7 +6,7 @@
 //! ```
 //!
 //! It writes `BLOCKS` (default 16, one compaction job) ingester-like blocks holding `SPANS`
-//! (default 2 000 000) synthetic spans (the generator of `skein_storage::synth`: about 715
+//! (default 2 000 000) synthetic spans (the generator of `skein_testkit::synth`: about 715
 //! bytes of OTLP protobuf per span for the full workload, about 330 for the lean one) into a
 //! local bucket under a temporary directory, each block a run of consecutive traces, then
 //! runs compaction cycles until nothing is left to merge, and prints the figures recorded in
@@ -17,10 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use prost::Message;
 use skein_compactor::{Compactor, CompactorConfig, overrides};
-use skein_storage::model::spans_to_otlp;
-use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use skein_storage::synth::TraceGenerator;
-use skein_storage::{BlockList, BlockWriter, StorageConfig, TenantId};
+use skein_format::model::spans_to_otlp;
+use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use skein_format::{BlockWriter, TenantId};
+use skein_storage::{BlockList, StorageConfig};
+use skein_testkit::synth::TraceGenerator;
 use tokio_util::sync::CancellationToken;
 
 /// The allocator of the `skein` binary, so that the figures are those of a real compactor.
@@ -160,15 +161,15 @@ async fn main() {
     // Where the time goes, on the largest output block: decoding it, and encoding it again
     // without and with the tag index.
     if let Some(big) = after.iter().max_by_key(|m| m.span_count) {
-        let reader = skein_storage::BlockReader::open(store.clone(), big.clone());
+        let reader = skein_format::BlockReader::open(store.clone(), big.clone());
         let (c0, t0) = (cpu_secs(), Instant::now());
         let spans = reader.read_all().await.expect("read");
         let decode = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
         let k = spans.len() as f64;
         let encode = |tag_index: bool, zstd_level: i32| {
-            let opts = skein_storage::block::WriteOptions {
+            let opts = skein_format::block::WriteOptions {
                 tag_index,
-                encode: skein_storage::block::EncodeOptions {
+                encode: skein_format::block::EncodeOptions {
                     zstd_level,
                     ..Default::default()
                 },
@@ -176,7 +177,7 @@ async fn main() {
             };
             let copy = spans.clone();
             let (c0, t0) = (cpu_secs(), Instant::now());
-            let b = skein_storage::block::encode_block(&tenant, copy, &opts).expect("encode");
+            let b = skein_format::block::encode_block(&tenant, copy, &opts).expect("encode");
             let bytes = b.data.len() as f64 / k;
             (cpu_secs() - c0, t0.elapsed().as_secs_f64(), bytes)
         };

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use skein_storage::blocklist::{Tombstone, delete_block};
-use skein_storage::store::{block_object, names, tenant_prefix};
-use skein_storage::{BlockId, Store, TenantId};
+use skein_format::layout::{block_object, names, tenant_prefix};
+use skein_format::tombstone::Tombstone;
+use skein_format::{BlockId, Store, TenantId};
+use skein_storage::blocklist::delete_block;
 
 use crate::error::Result;
 

@@ -6,6 +6,9 @@ pub enum Error {
     /// Reading or writing object storage, or a block, failed.
     #[error(transparent)]
     Storage(#[from] skein_storage::Error),
+    /// Reading, decoding or writing a block failed.
+    #[error(transparent)]
+    Format(#[from] skein_format::Error),
     /// An input block breaks an invariant the merge relies on.
     #[error("bad input block: {0}")]
     Input(String),
@@ -26,13 +29,13 @@ pub enum Error {
 
 impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
-        Error::Storage(e.into())
+        Error::Format(e.into())
     }
 }
 
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
-        Error::Storage(e.into())
+        Error::Format(e.into())
     }
 }
 

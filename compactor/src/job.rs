@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
-use skein_storage::block::{EncodeOptions, WriteOptions, encode_block};
-use skein_storage::{BlockMeta, BlockReader, BlockWriter, ScanFilter, Store, TenantId};
+use skein_format::block::{EncodeOptions, WriteOptions, encode_block};
+use skein_format::{BlockMeta, BlockReader, BlockWriter, ScanFilter, Store, TenantId};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};

@@ -13,8 +13,9 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use skein_storage::store::{SYSTEM_PREFIX, Store, block_object, names};
-use skein_storage::{BlockId, TenantId};
+use skein_format::Store;
+use skein_format::layout::{SYSTEM_PREFIX, block_object, names};
+use skein_format::{BlockId, TenantId};
 
 use crate::error::{Error, Result};
 

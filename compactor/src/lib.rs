@@ -11,7 +11,9 @@
 //! 3. **compaction**: groups the remaining blocks by time window ([`plan`]) and merges each
 //!    group with a streaming k-way merge by trace ID ([`merge`]): split traces combined,
 //!    exact duplicate spans dropped, outputs bounded in spans, traces and bytes, each written
-//!    with its bloom filter and tag index, `meta.json` last ([`job`]);
+//!    with its bloom filter and tag index, `meta.json` last ([`job`]). A block no job takes
+//!    whose tag index has another layout than the current one is rewritten on its own, which
+//!    rebuilds its index ([`skein_format::IndexLayout`]);
 //! 4. **deletion**: deletes retired blocks once their grace period is over, and directories
 //!    crashed writers left without a meta ([`cleanup`]);
 //! 5. **tenant index**: writes the tenant's block-list index object.
@@ -23,25 +25,28 @@ mod config;
 pub mod error;
 pub mod job;
 pub mod journal;
-pub mod lease;
+
 pub mod merge;
 pub mod plan;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use object_store::ObjectStoreExt;
+use skein_format::layout::names;
+use skein_format::{BlockId, BlockMeta, IndexLayout, Store, TenantId};
+use skein_storage::BlockList;
 use skein_storage::blocklist::{tombstone_block, write_tenant_index};
 use skein_storage::overrides::Overrides;
 use skein_storage::store::list_tenants;
-use skein_storage::{BlockId, BlockList, BlockMeta, Store, TenantId};
 use tokio_util::sync::CancellationToken;
 
 pub use config::CompactorConfig;
 pub use error::{Error, Result};
 
-use crate::lease::Lease;
 use crate::plan::PlanOptions;
+use skein_storage::lease::Lease;
 
 /// Where the compactor's notion of "now" comes from; tests inject a fake clock.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -79,6 +84,9 @@ pub struct Compactor {
     owner: String,
     clock: Clock,
     blocks: BlockList,
+    /// Blocks whose meta does not record the index layout and whose index was found to be
+    /// current, so that their index is read once only.
+    current_indexes: Mutex<HashSet<BlockId>>,
 }
 
 impl std::fmt::Debug for Compactor {
@@ -121,7 +129,38 @@ impl Compactor {
             overrides,
             owner: uuid::Uuid::new_v4().to_string(),
             clock: Arc::new(SystemTime::now),
+            current_indexes: Mutex::default(),
         }
+    }
+
+    /// True when `m` has a tag index of another layout than the one this build writes (an
+    /// index the querier cannot use), which a rewrite of the block replaces.
+    async fn index_is_stale(&self, tenant: &TenantId, m: &BlockMeta) -> Result<bool> {
+        if m.files.index_size.is_none() {
+            return Ok(false);
+        }
+        if let Some(current) = m.index_is_current() {
+            return Ok(!current);
+        }
+        let known = |ids: &HashSet<BlockId>| ids.contains(&m.block_id);
+        if known(
+            &self
+                .current_indexes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        ) {
+            return Ok(false);
+        }
+        let path = skein_format::layout::block_object(tenant, m.block_id, names::INDEX);
+        let header = self.store.get_range(&path, 0..8).await?;
+        let stale = IndexLayout::of_bundle(&header) != Some(IndexLayout::current());
+        if !stale {
+            self.current_indexes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(m.block_id);
+        }
+        Ok(stale)
     }
 
     /// Uses `clock` for retention and deletion times instead of the system clock.
@@ -259,7 +298,15 @@ impl Compactor {
             max_input_blocks: self.config.max_input_blocks,
             limits: self.config.limits(),
         };
-        for inputs in plan::plan(&visible, unix_nanos(now), &opts) {
+        let mut jobs = plan::plan(&visible, unix_nanos(now), &opts);
+        let planned: HashSet<BlockId> = jobs.iter().flatten().map(|m| m.block_id).collect();
+        for m in visible.iter().filter(|m| !planned.contains(&m.block_id)) {
+            if self.index_is_stale(tenant, m).await? {
+                tracing::info!(%tenant, block = %m.block_id, "tag index of another layout: rewriting the block to rebuild it");
+                jobs.push(vec![m.clone()]);
+            }
+        }
+        for inputs in jobs {
             if stop.is_cancelled() {
                 break;
             }

@@ -5,7 +5,7 @@
 //! order. The merge keeps one decoded chunk (a row group) per input and emits spans in the
 //! same order, so the spans of a trace split over several inputs come out together. Exact
 //! copies of a span share that sort key, so they meet within a run of equal keys, where they
-//! are compared in full ([`skein_storage::dedupe::same_span`]); distinct spans sharing a span
+//! are compared in full ([`skein_format::dedupe::same_span`]); distinct spans sharing a span
 //! ID differ in content and are all kept.
 //!
 //! Memory: one chunk per input plus at most `max_spans` buffered output spans.
@@ -13,8 +13,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use skein_storage::dedupe::same_span;
-use skein_storage::{SpanRecord, TraceId};
+use skein_format::dedupe::same_span;
+use skein_format::{SpanRecord, TraceId};
 
 use crate::error::{Error, Result};
 
@@ -250,7 +250,7 @@ pub fn merge(
 
 #[cfg(test)]
 mod tests {
-    use skein_storage::synth::TraceGenerator;
+    use skein_testkit::synth::TraceGenerator;
 
     use super::*;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use skein_storage::{BlockId, BlockMeta, TraceId};
+use skein_format::{BlockId, BlockMeta, TraceId};
 
 use crate::merge::OutputLimits;
 
@@ -70,7 +70,9 @@ pub fn runs(blocks: &[BlockMeta]) -> Vec<Vec<BlockMeta>> {
         }
     }
     for (_, mut run) in by_job {
-        run.sort_by_key(|m| trace_range(m).map(|r| r.0));
+        // By range, then end: a block holding only a split trace precedes the block that
+        // starts with that trace's last piece and goes on.
+        run.sort_by_key(trace_range);
         let mut current: Vec<BlockMeta> = Vec::new();
         for m in run {
             let fits = current.last().is_none_or(|last: &BlockMeta| {
@@ -164,8 +166,8 @@ pub fn plan(blocks: &[BlockMeta], now_unix_nano: u64, o: &PlanOptions) -> Vec<Ve
 
 #[cfg(test)]
 mod tests {
-    use skein_storage::meta::{BlockFiles, RowGroupMeta};
-    use skein_storage::{BlockId, TenantId};
+    use skein_format::meta::{BlockFiles, RowGroupMeta};
+    use skein_format::{BlockId, TenantId};
 
     use super::*;
 
@@ -306,5 +308,8 @@ mod tests {
         // Blocks claiming one job but overlapping are not read as one sequence.
         let odd = job_output(10, 1, 100, &[(0, 120), (100, 199)]);
         assert_eq!(runs(&odd).len(), 2);
+        // A trace split over three blocks: the middle one holds only that trace.
+        let split = job_output(10, 1, 100, &[(50, 90), (50, 50), (0, 50)]);
+        assert_eq!(runs(&split).len(), 1, "one sequence");
     }
 }

@@ -9,12 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use skein_compactor::cleanup::scan_tenant;
-use skein_compactor::lease::Lease;
 use skein_compactor::{Compactor, CompactorConfig, CycleReport, overrides};
+use skein_format::{BlockReader, Store, TenantId};
+use skein_storage::StorageConfig;
 use skein_storage::blocklist::read_tenant_index;
+use skein_storage::lease::Lease;
 use skein_storage::overrides::{TenantOverrides, write_tenant_overrides};
-use skein_storage::synth::TraceGenerator;
-use skein_storage::{BlockReader, StorageConfig, Store, TenantId};
+use skein_testkit::synth::TraceGenerator;
 use tokio_util::sync::CancellationToken;
 
 fn memory() -> Store {
@@ -320,20 +321,20 @@ async fn orphans_and_replaced_inputs_without_a_journal_are_cleaned_up() {
     // A block that names both inputs as replaced (as after a crash between its meta and the
     // tombstones, with the journal gone) …
     let all: Vec<_> = data.blocks.concat();
-    let opts = skein_storage::block::WriteOptions {
+    let opts = skein_format::block::WriteOptions {
         compaction_level: 1,
         replaces: metas.iter().map(|m| m.block_id).collect(),
         ..Default::default()
     };
-    skein_storage::BlockWriter::new(store.clone())
+    skein_format::BlockWriter::new(store.clone())
         .write_with(&t, all, opts)
         .await
         .unwrap();
     // … and a directory without meta, as a crashed writer leaves.
-    let orphan = skein_storage::BlockId::new();
+    let orphan = skein_format::BlockId::new();
     object_store::ObjectStoreExt::put(
         store.as_ref(),
-        &skein_storage::store::block_object(&t, orphan, "data.parquet"),
+        &skein_format::layout::block_object(&t, orphan, "data.parquet"),
         object_store::PutPayload::from_static(b"half"),
     )
     .await
@@ -472,7 +473,7 @@ fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
         std::env::var("SKEIN_TEST_S3_ENDPOINT"),
         std::env::var("SKEIN_TEST_S3_BUCKET").unwrap_or_else(|_| "skein-test".into()),
     ) {
-        let s3 = StorageConfig::S3(skein_storage::store::S3Config {
+        let s3 = StorageConfig::S3(skein_storage::S3Config {
             bucket,
             endpoint,
             ..Default::default()
@@ -482,4 +483,89 @@ fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
         v.push(("s3", s3, None));
     }
     v
+}
+
+/// Writes `spans` as one block whose tag index claims layout 3 (a pre-release layout): the
+/// bundle's magic is rewritten, and the meta records `layout` (or nothing, as metas written
+/// before the layout was recorded).
+async fn write_block_with_index_layout(
+    store: &Store,
+    t: &TenantId,
+    spans: Vec<skein_format::SpanRecord>,
+    magic: &[u8; 8],
+    layout: Option<u32>,
+) -> skein_format::BlockMeta {
+    use skein_format::block::{WriteOptions, encode_block};
+    let mut block = encode_block(
+        t,
+        spans,
+        &WriteOptions {
+            tag_index: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut index = block.index.take().unwrap().to_vec();
+    index[..8].copy_from_slice(magic);
+    block.index = Some(index.into());
+    block.meta.files.index_layout = layout;
+    skein_format::BlockWriter::new(store.clone())
+        .upload(block)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_block_whose_index_has_another_layout_is_rewritten_with_a_current_one() {
+    for (case, magic, layout) in [
+        ("layout recorded in the meta", b"SKTAGIX3", Some(3)),
+        ("layout read from the bundle", b"SKTAGIX3", None),
+    ] {
+        let store = memory();
+        let t = tenant("reindex");
+        let mut g = TraceGenerator::new(7, BASE_NS, 1_000_000_000);
+        let spans: Vec<_> = (0..20).flat_map(|_| g.trace(6)).collect();
+        let old = write_block_with_index_layout(&store, &t, spans, magic, layout).await;
+        let before = contents(&store, &t).await;
+
+        // An old window with one block: no merge is planned, only the rewrite.
+        let c = compactor(&store, config(), at(BASE_NS + 30 * 24 * HOUR_NS));
+        let r = cycle(&c).await;
+        assert_eq!(
+            (r.jobs, r.blocks_in, r.blocks_out),
+            (1, 1, 1),
+            "{case}: {r:?}"
+        );
+        let blocks = visible(&store, &t).await;
+        assert_eq!(blocks.len(), 1, "{case}");
+        let new = &blocks[0];
+        assert_eq!(new.replaces, vec![old.block_id], "{case}");
+        assert_eq!(new.index_is_current(), Some(true), "{case}");
+        let index = skein_format::layout::read_block_object(
+            &store,
+            &t,
+            new.block_id,
+            skein_format::layout::names::INDEX,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            skein_format::IndexLayout::of_bundle(&index),
+            Some(skein_format::IndexLayout::current()),
+            "{case}"
+        );
+        assert_same(&contents(&store, &t).await, &before, case);
+
+        // Settled: the next cycle leaves the block alone.
+        assert_eq!(cycle(&c).await.jobs, 0, "{case}");
+    }
+
+    // A current index whose meta does not record its layout is read once and left alone.
+    let store = memory();
+    let t = tenant("current");
+    let mut g = TraceGenerator::new(8, BASE_NS, 1_000_000_000);
+    let spans: Vec<_> = (0..5).flat_map(|_| g.trace(4)).collect();
+    write_block_with_index_layout(&store, &t, spans, b"SKTAGIX4", None).await;
+    let c = compactor(&store, config(), at(BASE_NS + 30 * 24 * HOUR_NS));
+    assert_eq!(cycle(&c).await.jobs, 0);
 }

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use skein_compactor::{Compactor, CompactorConfig, overrides};
-use skein_storage::model::{ResourceInfo, ScopeInfo};
-use skein_storage::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-use skein_storage::otlp::resource::v1::Resource;
-use skein_storage::otlp::trace::v1::Span;
-use skein_storage::synth::Rng;
-use skein_storage::{BlockList, BlockWriter, SpanRecord, StorageConfig, TenantId};
+use skein_format::model::{ResourceInfo, ScopeInfo};
+use skein_format::otlp::common::v1::any_value::Value;
+use skein_format::otlp::common::v1::{AnyValue, KeyValue};
+use skein_format::otlp::resource::v1::Resource;
+use skein_format::otlp::trace::v1::Span;
+use skein_format::{BlockWriter, SpanRecord, TenantId};
+use skein_storage::{BlockList, StorageConfig};
+use skein_testkit::synth::Rng;
 use tokio_util::sync::CancellationToken;
 
 /// Spans of the huge trace; `SKEIN_TEST_HUGE_TRACE_SPANS` changes it.

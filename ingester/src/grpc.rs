@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use skein_storage::TenantId;
-use skein_storage::otlp::collector::trace::v1::trace_service_server::{
+use skein_format::TenantId;
+use skein_format::otlp::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
-use skein_storage::otlp::collector::trace::v1::{
+use skein_format::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;

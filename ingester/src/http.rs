@@ -17,11 +17,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prost::Message;
-use skein_storage::TenantId;
-use skein_storage::otlp::collector::trace::v1::{
+use skein_format::TenantId;
+use skein_format::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use skein_storage::recent::TENANT_HEADER;
+use skein_query::recent::TENANT_HEADER;
 
 use crate::ingester::{Ingester, PushError, PushOk};
 use crate::otlp_json::{decode_export_request, encode_export_response_json, encode_status_json};

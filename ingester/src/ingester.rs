@@ -5,19 +5,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::metrics::{Received, Refused, Tenant, metrics};
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use prost::Message;
-use skein_storage::block::{WriteOptions, encode_block};
-use skein_storage::metrics::{Handle, LATENCY_BUCKETS, registry};
-use skein_storage::model::{spans_from_otlp, spans_to_otlp};
-use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use skein_storage::query::{TraceQuery, TraceSummary};
-use skein_storage::recent::RecentData;
-use skein_storage::store::{block_object, names};
-use skein_storage::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
+use skein_format::block::{WriteOptions, encode_block};
+use skein_format::layout::{block_object, names};
+use skein_format::model::{spans_from_otlp, spans_to_otlp};
+use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use skein_format::summary::TraceSummary;
+use skein_format::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
+use skein_query::recent::RecentData;
+use skein_query::search::TraceQuery;
 use tokio::sync::{RwLock, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -73,118 +74,6 @@ struct FlushJob {
     bytes: u64,
 }
 
-/// Spans and bytes received, per (tenant, protocol).
-type ReceivedHandles = HashMap<(String, &'static str), (Handle, Handle)>;
-
-#[derive(Debug)]
-struct Metrics {
-    registry_handles: Mutex<ReceivedHandles>,
-    refused: skein_storage::metrics::Metric,
-    wal_bytes: Handle,
-    wal_fsyncs: Handle,
-    wal_fsync_seconds: Handle,
-    live_traces: skein_storage::metrics::Metric,
-    blocks_flushed: Handle,
-    flush_failures: Handle,
-    flush_seconds: Handle,
-    spans_flushed: Handle,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        let r = registry();
-        Metrics {
-            registry_handles: Mutex::new(HashMap::new()),
-            refused: r.counter(
-                "skein_ingester_spans_refused_total",
-                "Spans refused, by tenant and reason.",
-                &["tenant", "reason"],
-            ),
-            wal_bytes: r
-                .gauge(
-                    "skein_ingester_wal_bytes",
-                    "Bytes in write-ahead log segments.",
-                    &[],
-                )
-                .with(&[]),
-            wal_fsyncs: r
-                .counter(
-                    "skein_ingester_wal_fsyncs_total",
-                    "Write-ahead log fsyncs (group commits).",
-                    &[],
-                )
-                .with(&[]),
-            wal_fsync_seconds: r
-                .gauge(
-                    "skein_ingester_wal_last_fsync_seconds",
-                    "Duration of the latest write-ahead log fsync.",
-                    &[],
-                )
-                .with(&[]),
-            live_traces: r.gauge(
-                "skein_ingester_live_traces",
-                "Traces held in memory, by tenant.",
-                &["tenant"],
-            ),
-            blocks_flushed: r
-                .counter(
-                    "skein_ingester_blocks_flushed_total",
-                    "Blocks written to object storage.",
-                    &[],
-                )
-                .with(&[]),
-            flush_failures: r
-                .counter(
-                    "skein_ingester_flush_failures_total",
-                    "Failed attempts to write a block.",
-                    &[],
-                )
-                .with(&[]),
-            flush_seconds: r
-                .histogram(
-                    "skein_ingester_flush_duration_seconds",
-                    "Time to encode and upload a block.",
-                    &[],
-                    LATENCY_BUCKETS,
-                )
-                .with(&[]),
-            spans_flushed: r
-                .counter(
-                    "skein_ingester_spans_flushed_total",
-                    "Spans written in blocks.",
-                    &[],
-                )
-                .with(&[]),
-        }
-    }
-
-    /// Received spans and bytes, by tenant and protocol.
-    fn received(&self, tenant: &TenantId, protocol: &'static str, spans: u64, bytes: u64) {
-        let mut cache = lock(&self.registry_handles);
-        let (s, b) = cache
-            .entry((tenant.to_string(), protocol))
-            .or_insert_with(|| {
-                let r = registry();
-                (
-                    r.counter(
-                        "skein_ingester_spans_received_total",
-                        "Spans accepted, by tenant and protocol.",
-                        &["tenant", "protocol"],
-                    )
-                    .with(&[tenant.as_str(), protocol]),
-                    r.counter(
-                        "skein_ingester_bytes_received_total",
-                        "Request bytes accepted, by tenant and protocol.",
-                        &["tenant", "protocol"],
-                    )
-                    .with(&[tenant.as_str(), protocol]),
-                )
-            });
-        s.inc_by(spans);
-        b.inc_by(bytes);
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -208,7 +97,6 @@ pub struct Ingester {
     /// Request bytes accepted and not yet in a written block.
     unflushed_bytes: AtomicU64,
     accepting: AtomicBool,
-    metrics: Metrics,
     /// Per-tenant retention; spans older than it are refused. Unset: no age limit.
     overrides: std::sync::OnceLock<Arc<skein_storage::overrides::Overrides>>,
 }
@@ -273,7 +161,6 @@ impl Ingester {
             next_seq: AtomicU64::new(0),
             unflushed_bytes: AtomicU64::new(0),
             accepting: AtomicBool::new(true),
-            metrics: Metrics::new(),
             overrides: std::sync::OnceLock::new(),
         });
         let now = Instant::now();
@@ -338,9 +225,12 @@ impl Ingester {
     }
 
     fn refuse(&self, tenant: &TenantId, reason: &str, n: u64) {
-        self.metrics
+        metrics()
             .refused
-            .with(&[tenant.as_str(), reason])
+            .get_or_create(&Refused {
+                tenant: tenant.to_string(),
+                reason: reason.to_owned(),
+            })
             .inc_by(n);
     }
 
@@ -526,8 +416,15 @@ impl Ingester {
         let chunk = Arc::new(Chunk { bytes: encoded });
         lock(&state).insert(&chunk, &counts, bytes_per_span, segment, Instant::now());
         drop(gate);
-        self.metrics
-            .received(tenant, protocol, accepted, body_len as u64);
+        let received = Received {
+            tenant: tenant.to_string(),
+            protocol,
+        };
+        let m = metrics();
+        m.spans_received.get_or_create(&received).inc_by(accepted);
+        m.bytes_received
+            .get_or_create(&received)
+            .inc_by(body_len as u64);
         Ok(PushOk {
             accepted,
             refused: v.refused,
@@ -555,19 +452,20 @@ impl Ingester {
                 });
             }
             st.expire_cut(c.complete_block_timeout, now);
-            self.metrics
+            metrics()
                 .live_traces
-                .with(&[tenant.as_str()])
-                .set(st.live.len() as f64);
+                .get_or_create(&Tenant {
+                    tenant: tenant.to_string(),
+                })
+                .set(st.live.len() as i64);
         }
         let stats = self.wal.stats();
-        self.metrics.wal_bytes.set(self.wal.total_size() as f64);
-        let seen = self.metrics.wal_fsyncs.get();
-        self.metrics
-            .wal_fsyncs
-            .inc_by(stats.fsyncs.saturating_sub(seen));
-        self.metrics
-            .wal_fsync_seconds
+        let m = metrics();
+        m.wal_bytes
+            .set(i64::try_from(self.wal.total_size()).unwrap_or(i64::MAX));
+        m.wal_fsyncs
+            .inc_by(stats.fsyncs.saturating_sub(m.wal_fsyncs.get()));
+        m.wal_fsync_seconds
             .set(stats.last_fsync_micros as f64 / 1e6);
     }
 
@@ -613,7 +511,7 @@ impl Ingester {
             match writer.upload(encoded.clone()).await {
                 Ok(meta) => break meta,
                 Err(e) => {
-                    self.metrics.flush_failures.inc();
+                    metrics().flush_failures.inc();
                     tracing::warn!(tenant = %job.tenant, error = %e, retry_in_ms = backoff.as_millis() as u64, "block upload failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
@@ -645,11 +543,10 @@ impl Ingester {
             job.bytes.min(self.unflushed_bytes.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
-        self.metrics.blocks_flushed.inc();
-        self.metrics.spans_flushed.inc_by(n);
-        self.metrics
-            .flush_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let m = metrics();
+        m.blocks_flushed.inc();
+        m.spans_flushed.inc_by(n);
+        m.flush_seconds.observe(started.elapsed().as_secs_f64());
         tracing::info!(tenant = %job.tenant, block = %meta.block_id, spans = n, elapsed_ms = started.elapsed().as_millis() as u64, "block flushed");
         self.collect_wal().await;
         true
@@ -767,9 +664,9 @@ impl Ingester {
     /// loses nothing. Any other failure is returned.
     async fn unless_retired<T: Default>(
         &self,
-        meta: &skein_storage::BlockMeta,
-        read: skein_storage::Result<T>,
-    ) -> skein_storage::Result<T> {
+        meta: &skein_format::BlockMeta,
+        read: skein_format::Result<T>,
+    ) -> skein_format::Result<T> {
         let Err(e) = read else { return read };
         if e.is_not_found() {
             tracing::debug!(block = %meta.block_id, "a flushed block was retired; its spans are in the block that replaced it");
@@ -793,7 +690,7 @@ impl RecentData for Ingester {
         &self,
         tenant: &TenantId,
         id: &TraceId,
-    ) -> skein_storage::Result<Vec<SpanRecord>> {
+    ) -> skein_query::Result<Vec<SpanRecord>> {
         let state = lock(&self.tenants).get(tenant).cloned();
         let Some(state) = state else {
             return Ok(Vec::new());
@@ -806,7 +703,8 @@ impl RecentData for Ingester {
         let want = *id;
         let mut spans =
             tokio::task::spawn_blocking(move || decode(&chunks).remove(&want).unwrap_or_default())
-                .await?;
+                .await
+                .map_err(skein_format::Error::from)?;
         for meta in flushed {
             let found = BlockReader::open(self.store.clone(), meta.clone())
                 .find_trace(id)
@@ -820,7 +718,7 @@ impl RecentData for Ingester {
         &self,
         tenant: &TenantId,
         query: &TraceQuery,
-    ) -> skein_storage::Result<Vec<Vec<SpanRecord>>> {
+    ) -> skein_query::Result<Vec<Vec<SpanRecord>>> {
         let state = lock(&self.tenants).get(tenant).cloned();
         let Some(state) = state else {
             return Ok(Vec::new());
@@ -830,7 +728,9 @@ impl RecentData for Ingester {
             (st.all_chunks(), st.flushed_blocks())
         };
         // Every held chunk: decoded on a blocking thread, not a runtime worker.
-        let mut traces = tokio::task::spawn_blocking(move || decode(&chunks)).await?;
+        let mut traces = tokio::task::spawn_blocking(move || decode(&chunks))
+            .await
+            .map_err(skein_format::Error::from)?;
         let window = ScanFilter {
             start_unix_nano: query.start_unix_nano,
             end_unix_nano: query.end_unix_nano,

@@ -1,5 +1,5 @@
 //! The ingester's internal HTTP API: recent data for queriers, `/metrics`, `/ready`.
-//! Paths are defined in `skein_storage::recent::paths`.
+//! Paths are defined in `skein_query::recent::paths`.
 
 use std::sync::Arc;
 
@@ -8,21 +8,22 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use prometheus_client::registry::Registry;
 use prost::Message;
-use skein_storage::model::spans_to_otlp;
-use skein_storage::otlp::trace::v1::TracesData;
-use skein_storage::query::TraceQuery;
-use skein_storage::recent::{RecentData, SearchRequest, TENANT_HEADER, encode_traces, paths};
-use skein_storage::{TenantId, TraceId};
+use skein_format::model::spans_to_otlp;
+use skein_format::otlp::trace::v1::TracesData;
+use skein_format::{TenantId, TraceId};
+use skein_query::recent::{RecentData, SearchRequest, TENANT_HEADER, encode_traces, paths};
+use skein_query::search::TraceQuery;
 
 use crate::ingester::Ingester;
 
-/// The internal routes.
-pub fn router(ingester: Arc<Ingester>) -> Router {
+/// The internal routes; `/metrics` exposes `registry` (every role's metrics of the process).
+pub fn router(ingester: Arc<Ingester>, registry: Arc<Registry>) -> Router {
     Router::new()
         .route(paths::TRACE_BY_ID, get(trace_by_id))
         .route(paths::SEARCH, post(search))
-        .route(paths::METRICS, get(metrics))
+        .route(paths::METRICS, get(move || metrics(registry)))
         .route(paths::READY, get(|| async { "ready" }))
         .with_state(ingester)
 }
@@ -119,22 +120,23 @@ async fn trace_by_id(
     }
 }
 
-async fn metrics() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        skein_storage::metrics::registry().render(),
-    )
-        .into_response()
+/// The registry in the Prometheus text format (version 0.0.4).
+async fn metrics(registry: Arc<Registry>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
     use axum::http::Request;
+    use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use skein_query::recent::decode_traces;
     use skein_storage::StorageConfig;
-    use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
-    use skein_storage::recent::decode_traces;
-    use skein_storage::synth::TraceGenerator;
+    use skein_testkit::synth::TraceGenerator;
     use tower::ServiceExt;
 
     use super::*;
@@ -179,7 +181,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let app = router(Arc::clone(&ingester));
+        let app = router(Arc::clone(&ingester), Arc::default());
 
         let (status, body) = search_call(app.clone(), "team-a", "{}").await;
         assert_eq!(status, StatusCode::OK);

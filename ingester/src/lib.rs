@@ -19,7 +19,7 @@
 //!    the block covering them is durable.
 //! 6. **Serving recent data** to queriers until the flushed blocks are visible to them.
 //!
-//! Queriers read recent data through [`Ingester`]'s [`RecentData`](skein_storage::recent::RecentData)
+//! Queriers read recent data through [`Ingester`]'s [`RecentData`](skein_query::recent::RecentData)
 //! implementation: in-process in the all-in-one binary, over the internal HTTP API
 //! ([`internal`]) in a cluster.
 
@@ -27,7 +27,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skein_storage::Store;
+use prometheus_client::registry::Registry;
+use skein_format::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +38,7 @@ pub mod http;
 pub mod ingester;
 pub mod internal;
 pub mod live;
+pub mod metrics;
 pub mod otlp_json;
 pub mod validate;
 pub mod wal;
@@ -89,12 +91,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let ingester = Ingester::open(config, store).await?;
-    serve(ingester, shutdown).await
+    let mut registry = Registry::default();
+    metrics::register(&mut registry);
+    serve(ingester, Arc::new(registry), shutdown).await
 }
 
 /// Runs the receivers, the internal API and the background cutting and flushing of an open
 /// ingester until `shutdown`; then stops the receivers, flushes what it holds and returns.
-pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Result<(), Error> {
+/// The internal API's `/metrics` exposes `registry`.
+pub async fn serve(
+    ingester: Arc<Ingester>,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let c = ingester.config().clone();
     let grpc_listener = bind("otlp grpc receiver", c.otlp_grpc_listen).await?;
     let http_listener = bind("otlp http receiver", c.otlp_http_listen).await?;
@@ -145,7 +154,7 @@ pub async fn serve(ingester: Arc<Ingester>, shutdown: CancellationToken) -> Resu
     };
     let internal = {
         let shutdown = shutdown.clone();
-        let app = internal::router(Arc::clone(&ingester));
+        let app = internal::router(Arc::clone(&ingester), registry);
         async move {
             axum::serve(internal_listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message;
-use skein_storage::model::spans_from_otlp;
-use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use skein_storage::{BlockMeta, SpanRecord, TraceId};
+use skein_format::model::spans_from_otlp;
+use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use skein_format::{BlockMeta, SpanRecord, TraceId};
 
 /// Accepted spans of one request, as protobuf `ExportTraceServiceRequest` bytes.
 #[derive(Debug)]

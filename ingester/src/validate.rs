@@ -5,10 +5,11 @@
 //! snake_case keys produce empty IDs, and one bad span must not cost the good ones. Oversized
 //! attribute values are truncated, and the span says so.
 
-use skein_storage::SpanRecord;
-use skein_storage::model::spans_from_otlp;
-use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use skein_storage::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use skein_format::SpanRecord;
+use skein_format::model::spans_from_otlp;
+use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use skein_format::otlp::common::v1::any_value::Value;
+use skein_format::otlp::common::v1::{AnyValue, KeyValue};
 
 /// Attribute added to a span whose attribute values were truncated: how many were.
 pub const TRUNCATED_ATTRIBUTE: &str = "skein.truncated_attributes";
@@ -199,7 +200,7 @@ pub fn validate(mut req: ExportTraceServiceRequest, max_attribute_value_bytes: u
 
 #[cfg(test)]
 mod tests {
-    use skein_storage::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use skein_format::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
 

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use skein_format::TenantId;
+use skein_format::model::spans_to_otlp;
+use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_ingester::{Ingester, IngesterConfig};
+use skein_query::recent::RecentData;
+use skein_query::search::TraceQuery;
+use skein_storage::StorageConfig;
 use skein_storage::blocklist::{delete_block, list_tenant};
-use skein_storage::model::spans_to_otlp;
-use skein_storage::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use skein_storage::query::TraceQuery;
-use skein_storage::recent::RecentData;
-use skein_storage::synth::TraceGenerator;
-use skein_storage::{StorageConfig, TenantId};
+use skein_testkit::synth::TraceGenerator;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

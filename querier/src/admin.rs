@@ -18,8 +18,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use skein_format::{Store, TenantId};
 use skein_storage::overrides::{TenantOverrides, read_tenant_overrides, write_tenant_overrides};
-use skein_storage::{Store, TenantId};
 
 use crate::api::ApiError;
 

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 /// What `GET /api/status/buildinfo` reports.
@@ -75,13 +76,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The API server on `server.http_listen`.
-pub fn router(build_info: BuildInfo) -> Router {
+/// The API server on `server.http_listen`; `/metrics` exposes `registry` (every role's
+/// metrics of the process).
+pub fn router(build_info: BuildInfo, registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/ready", get(ready))
         .route("/api/echo", get(echo))
         .route("/api/status/buildinfo", get(buildinfo))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(move || metrics(registry)))
         .with_state(Arc::new(build_info))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -99,18 +101,17 @@ async fn ready() -> &'static str {
     "ready"
 }
 
-/// Tempo's `/api/echo`, which Grafana's Tempo data source calls to test the connection.
-/// Every role's metrics of this process (one registry), in the Prometheus text format.
-async fn metrics() -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        skein_storage::metrics::registry().render(),
-    )
+/// Every role's metrics of this process (one registry), in the Prometheus text format
+/// (version 0.0.4).
+async fn metrics(registry: Arc<Registry>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
+/// Tempo's `/api/echo`, which Grafana's Tempo data source calls to test the connection.
 async fn echo() -> &'static str {
     "echo"
 }
@@ -187,6 +188,27 @@ mod tests {
         )
     }
 
+    fn app() -> Router {
+        router(build_info(), Arc::default())
+    }
+
+    #[tokio::test]
+    async fn metrics_expose_the_registry_in_the_prometheus_text_format() {
+        let mut registry = Registry::default();
+        crate::metrics::register(&mut registry);
+        let app = router(build_info(), Arc::new(registry));
+        let (status, content_type, body) = call(app, Method::GET, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type, "text/plain; version=0.0.4");
+        for line in [
+            "# TYPE skein_querier_partial_responses_total counter",
+            "skein_querier_partial_responses_total ",
+            "# TYPE skein_querier_ingester_failures_total counter",
+        ] {
+            assert!(body.contains(line), "{line}: {body}");
+        }
+    }
+
     fn error_message(body: &str) -> String {
         let value: serde_json::Value = serde_json::from_str(body).expect("json error body");
         value["error"]
@@ -197,16 +219,15 @@ mod tests {
 
     #[tokio::test]
     async fn ready_and_echo_answer_like_tempo() {
-        let (status, _, body) = call(router(build_info()), Method::GET, "/ready").await;
+        let (status, _, body) = call(app(), Method::GET, "/ready").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ready"));
-        let (status, _, body) = call(router(build_info()), Method::GET, "/api/echo").await;
+        let (status, _, body) = call(app(), Method::GET, "/api/echo").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "echo"));
     }
 
     #[tokio::test]
     async fn buildinfo_uses_tempo_keys() {
-        let (status, content_type, body) =
-            call(router(build_info()), Method::GET, "/api/status/buildinfo").await;
+        let (status, content_type, body) = call(app(), Method::GET, "/api/status/buildinfo").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(content_type, "application/json");
         let value: serde_json::Value = serde_json::from_str(&body).expect("json");
@@ -225,8 +246,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_paths_get_a_json_404() {
-        let (status, content_type, body) =
-            call(router(build_info()), Method::GET, "/api/nothing-here").await;
+        let (status, content_type, body) = call(app(), Method::GET, "/api/nothing-here").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(content_type, "application/json");
         assert_eq!(error_message(&body), "no route for GET /api/nothing-here");
@@ -234,7 +254,7 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_methods_get_a_json_405() {
-        let (status, content_type, body) = call(router(build_info()), Method::POST, "/ready").await;
+        let (status, content_type, body) = call(app(), Method::POST, "/ready").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(content_type, "application/json");
         assert_eq!(error_message(&body), "method POST is not allowed on /ready");

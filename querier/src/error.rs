@@ -27,9 +27,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Reading storage or an ingester failed.
+    /// Reading object storage failed.
     #[error(transparent)]
     Storage(#[from] skein_storage::Error),
+    /// Reading or decoding a block failed.
+    #[error(transparent)]
+    Format(#[from] skein_format::Error),
+    /// Asking an ingester failed.
+    #[error(transparent)]
+    Query(#[from] skein_query::Error),
 }
 
 /// Result alias for the querier.

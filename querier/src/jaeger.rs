@@ -3,7 +3,7 @@
 //!
 //! Responses use Jaeger's envelope `{data, total, limit, offset, errors}` and its trace model:
 //! µs times, typed tags, a `processes` map, `references`. Search has Jaeger's semantics: a
-//! trace matches when one span satisfies every filter (`skein_storage::query::Semantics::Span`).
+//! trace matches when one span satisfies every filter (`skein_query::search::Semantics::Span`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use skein_storage::model::SpanRecord;
-use skein_storage::otlp::common::v1::{KeyValue, any_value};
-use skein_storage::otlp::trace::v1::span::SpanKind;
-use skein_storage::query::{Semantics, TraceQuery, is_error, value_string};
-use skein_storage::{TenantId, TraceId};
+use skein_format::model::SpanRecord;
+use skein_format::model::{is_error, value_string};
+use skein_format::otlp::common::v1::{KeyValue, any_value};
+use skein_format::otlp::trace::v1::span::SpanKind;
+use skein_format::{TenantId, TraceId};
+use skein_query::search::{Semantics, TraceQuery};
 
 use crate::lookup::TraceLookup;
 use crate::params::go_duration;

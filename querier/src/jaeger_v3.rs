@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use skein_storage::model::spans_to_otlp;
-use skein_storage::otlp::trace::v1::TracesData;
-use skein_storage::query::{Semantics, TraceQuery};
-use skein_storage::{SpanRecord, TenantId, TraceId};
+use skein_format::model::spans_to_otlp;
+use skein_format::otlp::trace::v1::TracesData;
+use skein_format::{SpanRecord, TenantId, TraceId};
+use skein_query::search::{Semantics, TraceQuery};
 
 use crate::jaeger::pairs;
 use crate::lookup::TraceLookup;

@@ -24,6 +24,7 @@ mod error;
 pub mod jaeger;
 pub mod jaeger_v3;
 pub mod lookup;
+pub mod metrics;
 pub mod params;
 pub mod remote;
 pub mod search;

@@ -7,16 +7,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
-use skein_storage::bloom::BloomFilter;
-use skein_storage::recent::RecentData;
-use skein_storage::store::{names, read_block_object};
-use skein_storage::{
-    BlockId, BlockList, BlockMeta, BlockReader, SpanRecord, Store, TenantId, TraceId,
-};
+use skein_format::bloom::BloomFilter;
+use skein_format::layout::{names, read_block_object};
+use skein_format::{BlockId, BlockMeta, BlockReader, SpanRecord, Store, TenantId, TraceId};
+use skein_query::recent::RecentData;
+use skein_storage::BlockList;
 
 use crate::error::Result;
 use crate::tagcache::TagIndexCache;
-use skein_storage::tagindex::TagIndex;
+use skein_format::tagindex::TagIndex;
 
 /// Bytes of bloom filters kept in memory; beyond it the cache starts over.
 const BLOOM_CACHE_BYTES: usize = 64 << 20;
@@ -189,7 +188,7 @@ pub fn merge(parts: Vec<Vec<SpanRecord>>) -> Vec<SpanRecord> {
     let mut out = Vec::new();
     for s in parts.into_iter().flatten() {
         // The compactor drops copies by the same definition.
-        if seen.insert(skein_storage::dedupe::content_key(&s)) {
+        if seen.insert(skein_format::dedupe::content_key(&s)) {
             out.push(s);
         }
     }
@@ -201,8 +200,9 @@ pub fn merge(parts: Vec<Vec<SpanRecord>>) -> Vec<SpanRecord> {
 mod tests {
     use std::time::Duration;
 
-    use skein_storage::synth::TraceGenerator;
-    use skein_storage::{BlockWriter, StorageConfig};
+    use skein_format::BlockWriter;
+    use skein_storage::StorageConfig;
+    use skein_testkit::synth::TraceGenerator;
 
     use super::*;
 

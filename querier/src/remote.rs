@@ -1,5 +1,5 @@
 //! Recent data from ingesters in other processes, over their internal HTTP API
-//! (`skein_storage::recent::paths`), and how a response says that some of them did not answer.
+//! (`skein_query::recent::paths`), and how a response says that some of them did not answer.
 //!
 //! A querier in a cluster asks every configured ingester for the spans it holds that may not
 //! be in a visible block yet. One configured entry (`host:port`) may stand for several
@@ -28,12 +28,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use prost::Message;
-use skein_storage::metrics::{Handle, Metric, registry};
-use skein_storage::model::spans_from_otlp;
-use skein_storage::otlp::trace::v1::TracesData;
-use skein_storage::query::TraceQuery;
-use skein_storage::recent::{RecentData, SearchRequest, TENANT_HEADER, decode_traces, paths};
-use skein_storage::{SpanRecord, TenantId, TraceId};
+use skein_format::model::spans_from_otlp;
+use skein_format::otlp::trace::v1::TracesData;
+use skein_format::{SpanRecord, TenantId, TraceId};
+use skein_query::recent::{RecentData, SearchRequest, TENANT_HEADER, decode_traces, paths};
+use skein_query::search::TraceQuery;
+
+use crate::metrics::{IngesterLabel, metrics};
 
 /// The response header set on a partial response.
 pub const PARTIAL_HEADER: &str = "X-Skein-Partial";
@@ -68,7 +69,12 @@ fn failed_before(addr: &str) -> bool {
 
 /// Records that `addr` was left out of the current request's answer, and logs it.
 fn record_failure(addr: &str, reason: String) {
-    metrics().failures.with(&[addr]).inc();
+    metrics()
+        .ingester_failures
+        .get_or_create(&IngesterLabel {
+            ingester: addr.to_owned(),
+        })
+        .inc();
     let recorded = FAILURES.try_with(|f| {
         f.lock().entry(addr.to_owned()).or_insert(reason.clone());
     });
@@ -88,33 +94,6 @@ fn record_failure(addr: &str, reason: String) {
     }
 }
 
-struct Metrics {
-    failures: Metric,
-    partial: Handle,
-}
-
-fn metrics() -> &'static Metrics {
-    static M: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
-    M.get_or_init(|| {
-        let r = registry();
-        Metrics {
-            failures: r.counter(
-                "skein_querier_ingester_failures_total",
-                "Requests to an ingester that failed or timed out (the response was partial), \
-                 by ingester address.",
-                &["ingester"],
-            ),
-            partial: r
-                .counter(
-                    "skein_querier_partial_responses_total",
-                    "Query responses that left out at least one ingester.",
-                    &[],
-                )
-                .with(&[]),
-        }
-    })
-}
-
 /// Middleware around the query routers: runs the request with a fresh failure record and,
 /// when an ingester was left out, marks the response partial: the [`PARTIAL_HEADER`] and
 /// [`UNREACHABLE_HEADER`] headers always, and for a JSON object body a top-level
@@ -128,7 +107,7 @@ pub async fn partial_responses(request: Request, next: Next) -> Response {
     if failed.is_empty() {
         return response;
     }
-    metrics().partial.inc();
+    metrics().partial_responses.inc();
     let warnings: Vec<String> = failed
         .iter()
         .map(|(addr, reason)| {
@@ -381,7 +360,7 @@ impl RecentData for RemoteIngester {
         &self,
         tenant: &TenantId,
         id: &TraceId,
-    ) -> skein_storage::Result<Vec<SpanRecord>> {
+    ) -> skein_query::Result<Vec<SpanRecord>> {
         let path = paths::TRACE_BY_ID.replace("{trace_id}", &id.to_hex());
         let answers = self
             .call_all(tenant, |client, addr| {
@@ -405,10 +384,10 @@ impl RecentData for RemoteIngester {
         &self,
         tenant: &TenantId,
         query: &TraceQuery,
-    ) -> skein_storage::Result<Vec<Vec<SpanRecord>>> {
+    ) -> skein_query::Result<Vec<Vec<SpanRecord>>> {
         let body = match serde_json::to_vec(&SearchRequest::from(query)) {
             Ok(b) => b,
-            Err(e) => return Err(skein_storage::Error::Task(e.to_string())),
+            Err(e) => return Err(skein_query::Error::Unavailable(e.to_string())),
         };
         let answers = self
             .call_all(tenant, |client, addr| {
@@ -459,7 +438,7 @@ impl RecentData for RemoteIngesters {
         &self,
         tenant: &TenantId,
         id: &TraceId,
-    ) -> skein_storage::Result<Vec<SpanRecord>> {
+    ) -> skein_query::Result<Vec<SpanRecord>> {
         let answers =
             futures::future::join_all(self.members.iter().map(|m| m.find_trace(tenant, id))).await;
         let mut spans = Vec::new();
@@ -473,7 +452,7 @@ impl RecentData for RemoteIngesters {
         &self,
         tenant: &TenantId,
         query: &TraceQuery,
-    ) -> skein_storage::Result<Vec<Vec<SpanRecord>>> {
+    ) -> skein_query::Result<Vec<Vec<SpanRecord>>> {
         let answers =
             futures::future::join_all(self.members.iter().map(|m| m.search(tenant, query))).await;
         let mut parts = Vec::new();
@@ -518,7 +497,7 @@ mod tests {
 
     use axum::Router;
     use axum::routing::get;
-    use skein_storage::synth::TraceGenerator;
+    use skein_testkit::synth::TraceGenerator;
 
     use super::*;
 
@@ -686,7 +665,7 @@ mod tests {
         let trace = g.trace(6);
         let n = trace.len();
         let data = TracesData {
-            resource_spans: skein_storage::model::spans_to_otlp(trace),
+            resource_spans: skein_format::model::spans_to_otlp(trace),
         }
         .encode_to_vec();
         let ingester = Router::new()

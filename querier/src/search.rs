@@ -19,9 +19,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use skein_storage::query::{Semantics, TraceQuery, TraceSummary, span_has_tag};
-use skein_storage::tagindex::{IndexQuery, Scope, TagIndex, TraceHit};
-use skein_storage::{BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
+use skein_format::summary::TraceSummary;
+use skein_format::tagindex::{IndexQuery, Scope, TagIndex, TraceHit};
+use skein_format::{BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
+use skein_query::search::{Semantics, TraceQuery, span_has_tag};
 
 use crate::error::Result;
 use crate::lookup::TraceLookup;
@@ -137,7 +138,7 @@ impl TraceLookup {
             let searched = Arc::clone(&index);
             let hits = tokio::task::spawn_blocking(move || searched.search(&q))
                 .await
-                .map_err(skein_storage::Error::from)??;
+                .map_err(skein_format::Error::from)??;
             if let Some(hits) = hits {
                 let candidates = hits
                     .into_iter()
@@ -302,7 +303,7 @@ impl TraceLookup {
                 async move {
                     tokio::spawn(async move { this.candidates_in(meta, &query).await })
                         .await
-                        .map_err(skein_storage::Error::from)?
+                        .map_err(skein_format::Error::from)?
                 }
             })
             .buffered(BLOCK_CONCURRENCY);
@@ -367,7 +368,7 @@ impl TraceLookup {
         tenant: &TenantId,
     ) -> Result<std::collections::BTreeSet<(String, String, i32)>> {
         use arrow::array::{Array, Int32Array, StringArray};
-        use skein_storage::schema::col;
+        use skein_format::schema::col;
 
         let blocks = self.blocks().blocks(tenant).await?;
         let mut out = std::collections::BTreeSet::new();
@@ -469,7 +470,7 @@ impl TraceLookup {
     ) -> Result<Vec<T>>
     where
         T: Send + 'static,
-        I: Fn(&TagIndex) -> skein_storage::Result<Option<T>> + Clone + Send + Sync + 'static,
+        I: Fn(&TagIndex) -> skein_format::Result<Option<T>> + Clone + Send + Sync + 'static,
         F: Fn(&mut T, &[&SpanRecord]) + Clone + Send + Sync + 'static,
     {
         let blocks = self.blocks().blocks(tenant).await?;
@@ -486,7 +487,7 @@ impl TraceLookup {
                         if let Some(index) = this.tag_index(&meta).await {
                             let answer = tokio::task::spawn_blocking(move || from_index(&index))
                                 .await
-                                .map_err(skein_storage::Error::from)??;
+                                .map_err(skein_format::Error::from)??;
                             if let Some(answer) = answer {
                                 return Ok(answer);
                             }
@@ -500,10 +501,10 @@ impl TraceLookup {
                                 f(&mut acc, &trace.iter().collect::<Vec<_>>());
                             }
                         }
-                        Ok::<T, skein_storage::Error>(acc)
+                        Ok::<T, skein_format::Error>(acc)
                     })
                     .await
-                    .map_err(skein_storage::Error::from)?
+                    .map_err(skein_format::Error::from)?
                     .map_err(crate::error::Error::from)
                 }
             })
@@ -582,13 +583,13 @@ impl TraceLookup {
         key: &str,
         window: (u64, u64),
     ) -> Result<Values> {
-        use skein_storage::otlp::common::v1::KeyValue;
+        use skein_format::otlp::common::v1::KeyValue;
         fn typed(kv: &KeyValue) -> (&'static str, String) {
             (
-                skein_storage::tagindex::type_name(kv),
+                skein_format::tagindex::type_name(kv),
                 kv.value
                     .as_ref()
-                    .map(skein_storage::query::value_string)
+                    .map(skein_format::model::value_string)
                     .unwrap_or_default(),
             )
         }
@@ -652,7 +653,7 @@ impl TraceLookup {
                 Calls::new,
                 |index: &TagIndex| Ok(Some(index.service_calls().clone())),
                 |calls: &mut Calls, trace: &[&SpanRecord]| {
-                    skein_storage::query::count_service_calls(trace, calls);
+                    skein_format::summary::count_service_calls(trace, calls);
                 },
             )
             .await?;

@@ -2,15 +2,16 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use axum::Router;
-use skein_storage::Store;
+use prometheus_client::registry::Registry;
+use skein_format::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use std::sync::Arc;
-
+use skein_query::recent::RecentData;
 use skein_storage::BlockList;
-use skein_storage::recent::RecentData;
 
 use crate::QuerierConfig;
 use crate::api::{self, BuildInfo};
@@ -44,6 +45,7 @@ pub async fn run(
     build_info: BuildInfo,
     store: Store,
     recent: Vec<Arc<dyn RecentData>>,
+    registry: Arc<Registry>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let http = bind(HTTP_API, listeners.http_listen).await?;
@@ -69,7 +71,7 @@ pub async fn run(
         )
         .merge(crate::ui::router())
         .merge(admin)
-        .merge(api::router(build_info));
+        .merge(api::router(build_info, registry));
     let jaeger_router = jaeger::router(Arc::clone(&lookup))
         .merge(jaeger_v3::router(lookup))
         .merge(api::jaeger_router());

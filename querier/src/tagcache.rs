@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use skein_storage::store::{block_object, names, read_block_object};
-use skein_storage::tagindex::{self, TagIndex};
-use skein_storage::{BlockId, BlockMeta, Store};
+use skein_format::layout::{block_object, names, read_block_object};
+use skein_format::tagindex::{self, TagIndex};
+use skein_format::{BlockId, BlockMeta, Store};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::error::Result;
@@ -112,7 +112,10 @@ impl TagIndexCache {
                 // else (the store or the local disk failing) is tried again next time.
                 let permanent = matches!(
                     e,
-                    crate::error::Error::Storage(skein_storage::Error::Corrupt { .. })
+                    crate::error::Error::Format(
+                        skein_format::Error::Corrupt { .. }
+                            | skein_format::Error::IndexLayout { .. }
+                    )
                 );
                 if permanent {
                     lock(&self.unreadable).insert(meta.block_id);
@@ -158,7 +161,7 @@ impl TagIndexCache {
             opened
         })
         .await
-        .map_err(skein_storage::Error::from)??;
+        .map_err(skein_format::Error::from)??;
         let index = Arc::new(index);
         let evicted = {
             let mut st = lock(&self.state);
@@ -260,10 +263,10 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_index_is_scanned_around_and_not_downloaded_again() {
         use object_store::ObjectStoreExt;
-        use skein_storage::block::WriteOptions;
-        use skein_storage::counting::CountingStore;
-        use skein_storage::synth::TraceGenerator;
-        use skein_storage::{BlockWriter, TenantId};
+        use skein_format::block::WriteOptions;
+        use skein_format::{BlockWriter, TenantId};
+        use skein_testkit::counting::CountingStore;
+        use skein_testkit::synth::TraceGenerator;
 
         let counting = CountingStore::new(Arc::new(object_store::memory::InMemory::new()));
         let store: Store = counting.clone();

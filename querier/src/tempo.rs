@@ -11,15 +11,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prost::Message;
-use skein_storage::model::spans_to_otlp;
-use skein_storage::otlp::trace::v1::TracesData;
-use skein_storage::recent::TENANT_HEADER;
-use skein_storage::{TenantId, TraceId};
+use skein_format::model::spans_to_otlp;
+use skein_format::otlp::trace::v1::TracesData;
+use skein_format::{TenantId, TraceId};
+use skein_query::recent::TENANT_HEADER;
 
 use crate::api::ApiError;
 use crate::lookup::TraceLookup;
 use crate::params::{go_duration, logfmt};
-use skein_storage::query::{Semantics, TraceQuery};
+use skein_query::search::{Semantics, TraceQuery};
 
 /// The Tempo routes, over `lookup`.
 pub fn router(lookup: Arc<TraceLookup>) -> Router {

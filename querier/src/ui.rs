@@ -140,14 +140,17 @@ mod tests {
     }
 
     fn full() -> Router {
-        router().merge(crate::api::router(crate::api::BuildInfo {
-            version: "0".into(),
-            revision: "r".into(),
-            branch: "b".into(),
-            build_user: String::new(),
-            build_date: "d".into(),
-            rust_version: "rustc".into(),
-        }))
+        router().merge(crate::api::router(
+            crate::api::BuildInfo {
+                version: "0".into(),
+                revision: "r".into(),
+                branch: "b".into(),
+                build_user: String::new(),
+                build_date: "d".into(),
+                rust_version: "rustc".into(),
+            },
+            std::sync::Arc::default(),
+        ))
     }
 
     #[tokio::test]

@@ -7,14 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use skein_format::block::WriteOptions;
+use skein_format::model::value_string;
+use skein_format::otlp::common::v1::KeyValue;
+use skein_format::summary::TraceSummary;
+use skein_format::{BlockMeta, BlockWriter, SpanRecord, TenantId};
 use skein_querier::lookup::TraceLookup;
 use skein_querier::search::TagScope;
 use skein_querier::tagcache::TagIndexCache;
-use skein_storage::block::WriteOptions;
-use skein_storage::otlp::common::v1::KeyValue;
-use skein_storage::query::{Semantics, TraceQuery, TraceSummary, span_has_tag, value_string};
-use skein_storage::synth::{Rng, TraceGenerator};
-use skein_storage::{BlockList, BlockMeta, BlockWriter, SpanRecord, StorageConfig, TenantId};
+use skein_query::search::{Semantics, TraceQuery, span_has_tag};
+use skein_storage::{BlockList, StorageConfig};
+use skein_testkit::synth::{Rng, TraceGenerator};
 
 const T0: u64 = 1_760_000_000_000_000_000;
 

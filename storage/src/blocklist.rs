@@ -15,26 +15,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
-use serde::{Deserialize, Serialize};
+use skein_format::layout::{block_object, block_prefix, names, tenant_index, tenant_prefix};
+use skein_format::tenant_index::TenantIndex;
+use skein_format::tombstone::Tombstone;
+use skein_format::{BlockId, BlockMeta, Store, TenantId};
 
 use crate::error::{Error, Result};
-use crate::ids::{BlockId, TenantId};
-use crate::meta::BlockMeta;
-use crate::store::{Store, block_object, block_prefix, names, tenant_index, tenant_prefix};
-
-/// Version of the tenant index document.
-pub const TENANT_INDEX_VERSION: u32 = 1;
-
-/// The tenant index document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TenantIndex {
-    /// Document version.
-    pub version: u32,
-    /// When it was written, seconds since the epoch.
-    pub created_at_unix_secs: u64,
-    /// Metas of the visible blocks at that time.
-    pub blocks: Vec<BlockMeta>,
-}
 
 /// Writes the tenant index object.
 pub async fn write_tenant_index(
@@ -42,13 +28,7 @@ pub async fn write_tenant_index(
     tenant: &TenantId,
     blocks: Vec<BlockMeta>,
 ) -> Result<()> {
-    let doc = TenantIndex {
-        version: TENANT_INDEX_VERSION,
-        created_at_unix_secs: unix_secs(),
-        blocks,
-    };
-    let json = serde_json::to_vec(&doc).map_err(|e| Error::Task(e.to_string()))?;
-    let packed = zstd::encode_all(json.as_slice(), 3).map_err(|e| Error::Task(e.to_string()))?;
+    let packed = TenantIndex::new(unix_secs(), blocks).encode()?;
     store
         .put(&tenant_index(tenant), PutPayload::from(packed))
         .await?;
@@ -63,18 +43,7 @@ pub async fn read_tenant_index(store: &Store, tenant: &TenantId) -> Result<Optio
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let json =
-        zstd::decode_all(bytes.as_ref()).map_err(|e| Error::corrupt("tenant index", &path, e))?;
-    let doc: TenantIndex =
-        serde_json::from_slice(&json).map_err(|e| Error::corrupt("tenant index", &path, e))?;
-    if doc.version != TENANT_INDEX_VERSION {
-        return Err(Error::corrupt(
-            "tenant index",
-            &path,
-            format!("version {} is not supported", doc.version),
-        ));
-    }
-    Ok(Some(doc))
+    Ok(Some(TenantIndex::decode(&bytes, path.as_ref())?))
 }
 
 /// Reads one block's meta.
@@ -92,15 +61,6 @@ pub async fn read_meta(store: &Store, tenant: &TenantId, block: BlockId) -> Resu
     Ok(meta)
 }
 
-/// Contents of a tombstone marker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tombstone {
-    /// When the block was retired, seconds since the epoch.
-    pub created_at_unix_secs: u64,
-    /// Why: "compacted" or "retention".
-    pub reason: String,
-}
-
 /// Retires a block: it disappears from block lists at their next refresh. Its objects stay
 /// until [`delete_block`], so queries already reading it finish.
 pub async fn tombstone_block(
@@ -113,11 +73,10 @@ pub async fn tombstone_block(
         created_at_unix_secs: unix_secs(),
         reason: reason.to_owned(),
     };
-    let json = serde_json::to_vec(&t).map_err(|e| Error::Task(e.to_string()))?;
     store
         .put(
             &block_object(tenant, block, names::TOMBSTONE),
-            PutPayload::from(json),
+            PutPayload::from(t.encode()),
         )
         .await?;
     Ok(())
@@ -275,7 +234,7 @@ impl BlockList {
                         metas.insert(m.block_id, m);
                     }
                     // Deleted between listing and reading: it is gone, which is fine.
-                    Err(Error::NotFound(_)) => {}
+                    Err(e) if e.is_not_found() => {}
                     Err(e) => {
                         tracing::warn!(%tenant, error = %e, "skipping block with unreadable meta")
                     }

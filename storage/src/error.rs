@@ -1,98 +1,60 @@
 //! The one error type of `skein-storage`.
 //!
-//! Variants are named after what went wrong from the caller's point of view, so that the
-//! HTTP and gRPC layers can map them to status codes in one table without looking inside.
+//! Reading and writing objects fails the way the format's reads and writes fail, so those
+//! errors are carried as they are ([`Error::Format`]); the storage layer adds only what is its
+//! own: a configuration it cannot open.
 
-/// Errors returned by the storage layer.
+/// Errors of object-store access, block lists, overrides and leases.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Input from outside (an ID, a tenant name, a parameter) is not acceptable.
-    #[error("invalid {what}: {reason}")]
-    InvalidInput {
-        /// What was being parsed, e.g. "trace id".
-        what: &'static str,
-        /// Why it was refused, in words a user can act on.
-        reason: String,
-    },
-    /// The object or block does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// An object exists but its content cannot be decoded (truncated, corrupt, wrong version).
-    #[error("corrupt {what} at {location}: {reason}")]
-    Corrupt {
-        /// Which kind of object, e.g. "meta.json".
-        what: &'static str,
-        /// The object path.
-        location: String,
-        /// What was wrong with it.
-        reason: String,
-    },
-    /// A conditional write found the object already present or changed.
-    #[error("precondition failed: {0}")]
-    Precondition(String),
-    /// The object store failed (network, permissions, disk).
-    #[error("object store: {0}")]
-    ObjectStore(#[source] object_store::Error),
-    /// Encoding or decoding Parquet failed.
-    #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
-    /// Building Arrow arrays failed.
-    #[error("arrow: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
     /// The storage configuration is unusable.
     #[error("storage configuration: {0}")]
     Config(String),
-    /// A blocking task panicked or was cancelled.
-    #[error("background task failed: {0}")]
-    Task(String),
+    /// Reading or writing an object failed, or its content is not acceptable.
+    #[error(transparent)]
+    Format(#[from] skein_format::Error),
 }
 
 impl Error {
-    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidInput {
-            what,
-            reason: reason.into(),
-        }
+    /// An invalid input (see [`skein_format::Error::InvalidInput`]).
+    pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Format(skein_format::Error::invalid(what, reason))
     }
 
-    pub(crate) fn corrupt(
+    /// A corrupt object (see [`skein_format::Error::Corrupt`]).
+    pub fn corrupt(
         what: &'static str,
         location: impl std::fmt::Display,
         reason: impl std::fmt::Display,
     ) -> Self {
-        Error::Corrupt {
-            what,
-            location: location.to_string(),
-            reason: reason.to_string(),
-        }
+        Error::Format(skein_format::Error::corrupt(what, location, reason))
     }
 
     /// True when the error means "this thing does not exist".
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::NotFound(_))
+        matches!(self, Error::Format(e) if e.is_not_found())
+    }
+
+    /// The format error inside, if this is one.
+    pub fn as_format(&self) -> Option<&skein_format::Error> {
+        match self {
+            Error::Format(e) => Some(e),
+            Error::Config(_) => None,
+        }
     }
 }
 
 impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
-        match e {
-            object_store::Error::NotFound { path, .. } => Error::NotFound(path),
-            object_store::Error::AlreadyExists { path, .. } => {
-                Error::Precondition(format!("{path} already exists"))
-            }
-            object_store::Error::Precondition { path, .. } => {
-                Error::Precondition(format!("{path} changed"))
-            }
-            other => Error::ObjectStore(other),
-        }
+        Error::Format(e.into())
     }
 }
 
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
-        Error::Task(e.to_string())
+        Error::Format(e.into())
     }
 }
 
-/// Result alias for the storage layer.
+/// Result alias of the storage layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

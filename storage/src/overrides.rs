@@ -27,8 +27,9 @@ use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::ids::TenantId;
-use crate::store::{SYSTEM_PREFIX, Store};
+use skein_format::Store;
+use skein_format::TenantId;
+use skein_format::layout::SYSTEM_PREFIX;
 
 /// Shortest retention accepted: anything shorter would delete blocks about as fast as the
 /// ingesters write them.
@@ -224,8 +225,8 @@ pub async fn write_tenant_overrides(
             Err(e) => Err(e.into()),
         };
     }
-    let json =
-        serde_json::to_vec_pretty(&overrides.to_value()).map_err(|e| Error::Task(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&overrides.to_value())
+        .map_err(|e| Error::Format(skein_format::Error::Task(e.to_string())))?;
     store.put(&path, PutPayload::from(json)).await?;
     Ok(())
 }
@@ -424,7 +425,8 @@ mod tests {
         ] {
             let e = TenantOverrides::from_json(bad.as_bytes()).unwrap_err();
             assert!(
-                matches!(e, Error::InvalidInput { .. }) && e.to_string().contains(says),
+                matches!(e, Error::Format(skein_format::Error::InvalidInput { .. }))
+                    && e.to_string().contains(says),
                 "{bad}: {e}"
             );
         }

@@ -1,9 +1,8 @@
-//! Object storage access: building a store from configuration, and the paths of a tenant's
-//! objects.
+//! Opening the object store from configuration, and listing its tenants.
 //!
 //! Everything Skein keeps lives in one object store: the local filesystem by default, any
-//! S3-compatible service in production, memory in tests. Paths are built here and only from
-//! validated identifiers, so a tenant can never address another tenant's objects.
+//! S3-compatible service in production, memory in tests. The paths inside it are defined by
+//! the format (`skein_format::layout`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,14 +11,10 @@ use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ids::{BlockId, TenantId};
-
-/// Shared handle to the object store.
-pub type Store = Arc<dyn ObjectStore>;
+use skein_format::{Store, TenantId};
 
 /// Where blocks are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,58 +143,6 @@ impl S3Config {
     }
 }
 
-/// Object names inside a block's directory.
-pub mod names {
-    /// Spans, sorted by trace ID.
-    pub const DATA: &str = "data.parquet";
-    /// Trace-ID bloom filter.
-    pub const BLOOM: &str = "bloom";
-    /// Tag index bundle, written by the compactor.
-    pub const INDEX: &str = "index";
-    /// Block meta; written last, its presence makes the block visible.
-    pub const META: &str = "meta.json";
-    /// Marker that retires a block; written by the compactor and retention.
-    pub const TOMBSTONE: &str = "tombstone.json";
-    /// Per-tenant block-list index object, at the tenant's root.
-    pub const TENANT_INDEX: &str = "index.json.zst";
-}
-
-/// Prefix of Skein's own objects (leases, overrides). Tenant IDs may not start with `__`, so
-/// this can never collide with a tenant.
-pub const SYSTEM_PREFIX: &str = "__skein";
-
-/// The prefix holding everything of one tenant.
-pub fn tenant_prefix(tenant: &TenantId) -> Path {
-    Path::from(tenant.as_str())
-}
-
-/// The prefix holding one block.
-pub fn block_prefix(tenant: &TenantId, block: BlockId) -> Path {
-    tenant_prefix(tenant).join(block.to_string())
-}
-
-/// The whole content of one object of a block.
-pub async fn read_block_object(
-    store: &Store,
-    tenant: &TenantId,
-    block: BlockId,
-    name: &str,
-) -> crate::Result<bytes::Bytes> {
-    use object_store::ObjectStoreExt;
-    let path = block_object(tenant, block, name);
-    Ok(store.get(&path).await?.bytes().await?)
-}
-
-/// One object of a block, by name (see [`names`]).
-pub fn block_object(tenant: &TenantId, block: BlockId, name: &str) -> Path {
-    block_prefix(tenant, block).join(name)
-}
-
-/// The tenant's block-list index object.
-pub fn tenant_index(tenant: &TenantId) -> Path {
-    tenant_prefix(tenant).join(names::TENANT_INDEX)
-}
-
 /// Lists the tenants that have a prefix in the store.
 pub async fn list_tenants(store: &dyn ObjectStore) -> Result<Vec<TenantId>> {
     let listing = store.list_with_delimiter(None).await?;
@@ -240,15 +183,5 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{c:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn paths_are_built_from_validated_ids() {
-        let t = TenantId::new("team-a").unwrap();
-        let b = BlockId::new();
-        assert_eq!(
-            block_object(&t, b, names::META).as_ref(),
-            format!("team-a/{b}/meta.json")
-        );
     }
 }

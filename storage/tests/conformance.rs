@@ -9,16 +9,15 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
+use skein_format::layout::block_prefix;
+use skein_format::model::{canonical, spans_to_otlp};
+use skein_format::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
+use skein_storage::S3Config;
 use skein_storage::blocklist::{
     delete_block, list_tenant, read_tenant_index, tombstone_block, write_tenant_index,
 };
-use skein_storage::model::{canonical, spans_to_otlp};
-use skein_storage::store::{S3Config, block_prefix};
-use skein_storage::synth::TraceGenerator;
-use skein_storage::{
-    BlockList, BlockReader, BlockWriter, ScanFilter, SpanRecord, StorageConfig, Store, TenantId,
-    TraceId,
-};
+use skein_storage::{BlockList, StorageConfig};
+use skein_testkit::synth::TraceGenerator;
 
 const T0: u64 = 1_750_000_000_000_000_000;
 
@@ -74,10 +73,10 @@ async fn conformance(store: Store) {
         .expect("write other tenant's block");
 
     // An orphan directory (a block whose upload died before its meta) stays invisible.
-    let orphan = skein_storage::BlockId::new();
+    let orphan = skein_format::BlockId::new();
     store
         .put(
-            &skein_storage::store::block_object(&tenant, orphan, "data.parquet"),
+            &skein_format::layout::block_object(&tenant, orphan, "data.parquet"),
             object_store::PutPayload::from_static(b"half"),
         )
         .await

@@ -21,17 +21,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use skein_storage::blocklist::{list_tenant, read_meta};
-use skein_storage::model::{canonical, spans_to_otlp};
-use skein_storage::otlp::collector::trace::v1::{
+use skein_format::model::{canonical, spans_to_otlp};
+use skein_format::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use skein_storage::otlp::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value,
-};
-use skein_storage::otlp::resource::v1::Resource;
-use skein_storage::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
-use skein_storage::{BlockReader, SpanRecord, StorageConfig, TenantId};
+use skein_format::otlp::common::v1::any_value::Value;
+use skein_format::otlp::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue};
+use skein_format::otlp::resource::v1::Resource;
+use skein_format::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
+use skein_format::{BlockReader, SpanRecord, TenantId};
+use skein_storage::StorageConfig;
+use skein_storage::blocklist::{list_tenant, read_meta};
 
 use super::otlp::hex;
 use super::{Skein, tail};

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use skein_format::dedupe::content_key;
+use skein_format::model::{canonical, spans_to_otlp};
+use skein_format::{BlockReader, BlockWriter, SpanRecord, TenantId};
 use skein_storage::blocklist::{TenantListing, list_tenant};
-use skein_storage::dedupe::content_key;
-use skein_storage::model::{canonical, spans_to_otlp};
-use skein_storage::synth::{Rng, TraceGenerator};
-use skein_storage::{BlockList, BlockReader, BlockWriter, SpanRecord, StorageConfig, TenantId};
+use skein_storage::{BlockList, StorageConfig};
+use skein_testkit::synth::{Rng, TraceGenerator};
 
 /// Each trace's spans (canonical form), keyed by trace ID in hex.
 pub type Traces = BTreeMap<String, Vec<SpanRecord>>;

@@ -17,10 +17,11 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
 };
-use skein_storage::dedupe::content_key;
-use skein_storage::model::{canonical, spans_to_otlp};
-use skein_storage::synth::{Rng, TraceGenerator};
-use skein_storage::{BlockList, BlockMeta, BlockReader, BlockWriter, SpanRecord, Store, TenantId};
+use skein_format::dedupe::content_key;
+use skein_format::model::{canonical, spans_to_otlp};
+use skein_format::{BlockMeta, BlockReader, BlockWriter, SpanRecord, Store, TenantId};
+use skein_storage::BlockList;
+use skein_testkit::synth::{Rng, TraceGenerator};
 
 pub const HOUR_NS: u64 = 3_600_000_000_000;
 /// 2025-06-15T12:00:00Z.

@@ -1,0 +1,13 @@
+//! `data.parquet` of format v1: encoding spans into Arrow/Parquet and back, and the reader
+//! and writer of a whole block (data, bloom and meta).
+
+mod attrs;
+mod decode;
+mod encode;
+mod reader;
+mod writer;
+
+pub use decode::TraceAssembler;
+pub use encode::{EncodeOptions, EncodedStats, encode_spans};
+pub use reader::{BlockReader, ScanFilter};
+pub use writer::{BlockWriter, EncodedBlock, WriteOptions, encode_block};

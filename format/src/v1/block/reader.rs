@@ -1,0 +1,473 @@
+//! Reading a block: one trace by ID, or every span with simple predicates pushed down.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, BooleanArray, FixedSizeBinaryArray, Int64Array, StringArray, TimestampNanosecondArray,
+};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection,
+    RowSelectionPolicy,
+};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::statistics::Statistics;
+use tokio::sync::OnceCell;
+
+use super::decode::TraceAssembler;
+use crate::bloom;
+use crate::error::{Error, Result};
+use crate::ids::TraceId;
+use crate::layout::{Store, block_object, names};
+use crate::meta::BlockMeta;
+use crate::model::SpanRecord;
+use crate::schema::col;
+
+/// Bytes read from the end of `data.parquet` in the first request: enough for the footer and
+/// the page index of typical blocks, so that opening a block costs one request.
+const FOOTER_PREFETCH: usize = 256 * 1024;
+
+/// Span-level predicates for [`BlockReader::scan`]. A span matches when every predicate that
+/// is set holds; bounds are inclusive.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanFilter {
+    /// Span start ≥ this (ns since the epoch).
+    pub start_unix_nano: Option<u64>,
+    /// Span start ≤ this.
+    pub end_unix_nano: Option<u64>,
+    /// The span's `service.name`.
+    pub service_name: Option<String>,
+    /// Span duration ≥ this (ns).
+    pub min_duration_nanos: Option<u64>,
+    /// Span duration ≤ this (ns).
+    pub max_duration_nanos: Option<u64>,
+    /// Return every span of a trace that has a matching span, not only the matching spans.
+    pub whole_traces: bool,
+}
+
+impl ScanFilter {
+    fn is_empty(&self) -> bool {
+        self.start_unix_nano.is_none()
+            && self.end_unix_nano.is_none()
+            && self.service_name.is_none()
+            && self.min_duration_nanos.is_none()
+            && self.max_duration_nanos.is_none()
+    }
+
+    /// True when a decoded span satisfies the filter.
+    pub fn matches(&self, s: &SpanRecord) -> bool {
+        let start = s.span.start_time_unix_nano;
+        let duration = s.span.end_time_unix_nano.wrapping_sub(start) as i64;
+        self.matches_values(start, duration, Some(s.service_name()))
+    }
+
+    fn matches_values(&self, start: u64, duration: i64, service: Option<&str>) -> bool {
+        self.start_unix_nano.is_none_or(|t| start >= t)
+            && self.end_unix_nano.is_none_or(|t| start <= t)
+            && self
+                .min_duration_nanos
+                .is_none_or(|d| duration >= 0 && duration as u64 >= d)
+            && self
+                .max_duration_nanos
+                .is_none_or(|d| duration >= 0 && duration as u64 <= d)
+            && self
+                .service_name
+                .as_deref()
+                .is_none_or(|want| service.unwrap_or("") == want)
+    }
+}
+
+/// Reads one block. Cheap to clone; clones share the cached Parquet footer.
+#[derive(Debug, Clone)]
+pub struct BlockReader {
+    store: Store,
+    meta: Arc<BlockMeta>,
+    footer: Arc<OnceCell<Arc<ParquetMetaData>>>,
+}
+
+impl BlockReader {
+    /// A reader for the block described by `meta`. Does no I/O until asked.
+    pub fn open(store: Store, meta: BlockMeta) -> Self {
+        BlockReader {
+            store,
+            meta: Arc::new(meta),
+            footer: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The block's meta.
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    fn data_path(&self) -> Path {
+        block_object(&self.meta.tenant, self.meta.block_id, names::DATA)
+    }
+
+    /// Asks the block's bloom filter whether it may hold `id`: one ranged read of 32 bytes.
+    /// Blocks without a bloom filter answer "maybe".
+    pub async fn bloom_may_contain(&self, id: &TraceId) -> Result<bool> {
+        match self.meta.files.bloom_blocks {
+            Some(n) => {
+                let path = block_object(&self.meta.tenant, self.meta.block_id, names::BLOOM);
+                bloom::may_contain_remote(self.store.as_ref(), &path, n, id).await
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// The spans of trace `id` in this block (empty when it has none). Reads the bloom
+    /// filter, then only the row groups whose trace-ID range holds `id`.
+    pub async fn find_trace(&self, id: &TraceId) -> Result<Vec<SpanRecord>> {
+        if !self.meta.row_groups.iter().any(|rg| rg.may_contain(id)) {
+            return Ok(Vec::new());
+        }
+        if !self.bloom_may_contain(id).await? {
+            return Ok(Vec::new());
+        }
+        self.find_trace_unchecked(id).await
+    }
+
+    /// Like [`find_trace`](Self::find_trace) but skipping the bloom filter, for callers that
+    /// consulted a cached copy already.
+    pub async fn find_trace_unchecked(&self, id: &TraceId) -> Result<Vec<SpanRecord>> {
+        let row_groups: Vec<usize> = self
+            .meta
+            .row_groups
+            .iter()
+            .enumerate()
+            .filter(|(_, rg)| rg.may_contain(id))
+            .map(|(i, _)| i)
+            .collect();
+        if row_groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let footer = self.footer().await?;
+        let schema = footer.file_metadata().schema_descr();
+        let trace_id_leaf = leaf_index(schema, col::TRACE_ID)?;
+        let want = *id;
+        // The filter reads only the trace_id column; the page index then lets the reader fetch
+        // just the pages of the other columns that hold the selected rows.
+        let predicate = ArrowPredicateFn::new(
+            ProjectionMask::leaves(schema, [trace_id_leaf]),
+            move |batch: RecordBatch| {
+                let ids = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<FixedSizeBinaryArray>()
+                    .ok_or_else(|| {
+                        arrow::error::ArrowError::SchemaError("trace_id is not binary(16)".into())
+                    })?;
+                Ok(BooleanArray::from_iter(
+                    ids.iter().map(|v| Some(v == Some(&want.0[..]))),
+                ))
+            },
+        );
+        let stream = self
+            .builder(footer)
+            .await?
+            .with_row_groups(row_groups)
+            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
+            .build()?;
+        let mut assembler = TraceAssembler::new();
+        let mut spans = Vec::new();
+        let mut stream = stream;
+        while let Some(batch) = stream.try_next().await? {
+            spans.extend(assembler.push(&batch)?);
+        }
+        spans.extend(assembler.finish()?);
+        Ok(spans)
+    }
+
+    /// Every span of the block that matches `filter`, one item per row group.
+    ///
+    /// Row groups are ruled out by their statistics of trace start and duration. With span
+    /// predicates set, a first pass reads only the few columns they need; the second reads
+    /// the traces holding a match in full (parents are stored as positions within the trace)
+    /// and keeps the matching spans, or whole traces with [`ScanFilter::whole_traces`].
+    pub fn scan(&self, filter: ScanFilter) -> BoxStream<'static, Result<Vec<SpanRecord>>> {
+        let this = self.clone();
+        let filter = Arc::new(filter);
+        futures::stream::once(async move {
+            let footer = this.footer().await?;
+            let row_groups: Vec<usize> = (0..footer.num_row_groups())
+                .filter(|&rg| row_group_may_match(&footer, rg, &filter))
+                .collect();
+            Ok::<_, Error>(futures::stream::iter(row_groups).then(move |rg| {
+                let (this, footer, filter) =
+                    (this.clone(), Arc::clone(&footer), Arc::clone(&filter));
+                async move { this.scan_row_group(footer, rg, &filter).await }
+            }))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// The given top-level columns of every row, as Arrow batches: for listings (services,
+    /// operations, tag values) that need a few columns, not whole spans. Columns the block
+    /// lacks are left out of the batches.
+    pub async fn read_columns(&self, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let footer = self.footer().await?;
+        let schema = footer.file_metadata().schema_descr_ptr();
+        let roots: Vec<usize> = (0..schema.root_schema().get_fields().len())
+            .filter(|&i| columns.contains(&schema.root_schema().get_fields()[i].name()))
+            .collect();
+        let stream = self
+            .builder(footer)
+            .await?
+            .with_projection(ProjectionMask::roots(&schema, roots))
+            .build()?;
+        Ok(stream.try_collect().await?)
+    }
+
+    /// Every span of the block.
+    pub async fn read_all(&self) -> Result<Vec<SpanRecord>> {
+        let parts: Vec<Vec<SpanRecord>> = self.scan(ScanFilter::default()).try_collect().await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    async fn scan_row_group(
+        &self,
+        footer: Arc<ParquetMetaData>,
+        rg: usize,
+        filter: &ScanFilter,
+    ) -> Result<Vec<SpanRecord>> {
+        let mut builder = self
+            .builder(Arc::clone(&footer))
+            .await?
+            .with_row_groups(vec![rg]);
+        if !filter.is_empty() {
+            let Some(selection) = self.first_pass(Arc::clone(&footer), rg, filter).await? else {
+                return Ok(Vec::new());
+            };
+            builder = builder.with_row_selection(selection);
+        }
+        let mut stream = builder.build()?;
+        let mut assembler = TraceAssembler::new();
+        let mut spans = Vec::new();
+        while let Some(batch) = stream.try_next().await? {
+            spans.extend(assembler.push(&batch)?);
+        }
+        spans.extend(assembler.finish()?);
+        if !filter.is_empty() && !filter.whole_traces {
+            spans.retain(|s| filter.matches(s));
+        }
+        Ok(spans)
+    }
+
+    /// Reads the predicate columns of one row group and returns the rows of every trace with
+    /// a matching span, or `None` when nothing matches.
+    async fn first_pass(
+        &self,
+        footer: Arc<ParquetMetaData>,
+        rg: usize,
+        filter: &ScanFilter,
+    ) -> Result<Option<RowSelection>> {
+        let schema = footer.file_metadata().schema_descr_ptr();
+        let mut leaves = vec![
+            leaf_index(&schema, col::TRACE_ID)?,
+            leaf_index(&schema, col::TRACE_START)?,
+            leaf_index(&schema, col::START_OFFSET)?,
+            leaf_index(&schema, col::DURATION)?,
+        ];
+        if filter.service_name.is_some() {
+            leaves.push(leaf_index(&schema, col::SERVICE_NAME)?);
+        }
+        let total_rows = usize::try_from(footer.row_group(rg).num_rows()).unwrap_or(0);
+        let mut stream = self
+            .builder(footer)
+            .await?
+            .with_row_groups(vec![rg])
+            .with_projection(ProjectionMask::leaves(&schema, leaves))
+            .build()?;
+        // Row ranges of traces, and whether each has a match.
+        let mut traces: Vec<(Range<usize>, bool)> = Vec::new();
+        let mut row = 0usize;
+        let mut last_id: Option<[u8; 16]> = None;
+        while let Some(batch) = stream.try_next().await? {
+            let ids: &FixedSizeBinaryArray = typed(&batch, col::TRACE_ID)?;
+            let trace_start: &TimestampNanosecondArray = typed(&batch, col::TRACE_START)?;
+            let offsets: &Int64Array = typed(&batch, col::START_OFFSET)?;
+            let durations: &Int64Array = typed(&batch, col::DURATION)?;
+            let services: Option<&StringArray> = match filter.service_name {
+                Some(_) => Some(typed(&batch, col::SERVICE_NAME)?),
+                None => None,
+            };
+            for i in 0..batch.num_rows() {
+                let id = ids.value(i);
+                if last_id.as_ref().is_none_or(|l| l[..] != *id) {
+                    let mut key = [0u8; 16];
+                    key.copy_from_slice(id);
+                    last_id = Some(key);
+                    traces.push((row..row, false));
+                }
+                let start = (trace_start.value(i) as u64).wrapping_add(offsets.value(i) as u64);
+                let service = services.and_then(|s| s.is_valid(i).then(|| s.value(i)));
+                let hit = filter.matches_values(start, durations.value(i), service);
+                if let Some(t) = traces.last_mut() {
+                    t.0.end = row + 1;
+                    t.1 |= hit;
+                }
+                row += 1;
+            }
+        }
+        let ranges: Vec<Range<usize>> = traces.into_iter().filter(|t| t.1).map(|t| t.0).collect();
+        if ranges.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(RowSelection::from_consecutive_ranges(
+            ranges.into_iter(),
+            total_rows,
+        )))
+    }
+
+    async fn builder(
+        &self,
+        footer: Arc<ParquetMetaData>,
+    ) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>> {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let metadata = ArrowReaderMetadata::try_new(footer, options)?;
+        // Selectors (not a bitmask) let the reader skip the pages holding no selected row.
+        Ok(
+            ParquetRecordBatchStreamBuilder::new_with_metadata(self.object_reader(), metadata)
+                .with_row_selection_policy(RowSelectionPolicy::Selectors),
+        )
+    }
+
+    fn object_reader(&self) -> ObjectReader {
+        ObjectReader {
+            store: Arc::clone(&self.store),
+            path: self.data_path(),
+            size: self.meta.data_size,
+        }
+    }
+
+    /// The Parquet footer (with page index), read once and cached.
+    async fn footer(&self) -> Result<Arc<ParquetMetaData>> {
+        let footer = self
+            .footer
+            .get_or_try_init(|| async {
+                let mut reader = self.object_reader();
+                let metadata = ParquetMetaDataReader::new()
+                    .with_page_index_policy(PageIndexPolicy::Optional)
+                    .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                    .load_and_finish(&mut reader, self.meta.data_size)
+                    .await
+                    .map_err(|e| match e {
+                        parquet::errors::ParquetError::External(inner) => match inner
+                            .downcast::<Error>()
+                        {
+                            Ok(e) => *e,
+                            Err(other) => Error::corrupt("data.parquet", self.data_path(), other),
+                        },
+                        other => Error::corrupt("data.parquet", self.data_path(), other),
+                    })?;
+                Ok::<_, Error>(Arc::new(metadata))
+            })
+            .await?;
+        Ok(Arc::clone(footer))
+    }
+}
+
+fn typed<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| Error::corrupt("data.parquet", name, "column missing or mistyped"))
+}
+
+fn leaf_index(schema: &parquet::schema::types::SchemaDescriptor, name: &str) -> Result<usize> {
+    schema
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == name)
+        .ok_or_else(|| Error::corrupt("data.parquet", name, "column missing"))
+}
+
+/// Uses row-group statistics of `trace_start` and `trace_duration_nano` to rule a row group
+/// out of a time range: every span of a trace starts within [trace start, trace start +
+/// trace duration].
+fn row_group_may_match(footer: &ParquetMetaData, rg: usize, filter: &ScanFilter) -> bool {
+    let schema = footer.file_metadata().schema_descr();
+    let rg_meta = footer.row_group(rg);
+    let stat = |name: &str| -> Option<(i64, i64)> {
+        let idx = leaf_index(schema, name).ok()?;
+        match rg_meta.column(idx).statistics()? {
+            Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+            _ => None,
+        }
+    };
+    let (Some((min_start, max_start)), Some((_, max_duration))) =
+        (stat(col::TRACE_START), stat(col::TRACE_DURATION))
+    else {
+        return true;
+    };
+    let (min_start, latest) = (
+        min_start as u64,
+        (max_start as u64).saturating_add(max_duration.max(0) as u64),
+    );
+    filter.end_unix_nano.is_none_or(|end| min_start <= end)
+        && filter.start_unix_nano.is_none_or(|start| latest >= start)
+}
+
+/// `AsyncFileReader` over an object store, with the file size known from the block meta so
+/// that no HEAD request is needed.
+struct ObjectReader {
+    store: Store,
+    path: Path,
+    size: u64,
+}
+
+fn to_parquet_err(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(Error::from(e)))
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(to_parquet_err)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(to_parquet_err)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_page_index_policy(PageIndexPolicy::Optional)
+                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,18 @@
+//! Format version 1: the code that writes and reads every artefact of this version.
+//!
+//! - [`block`]: `data.parquet` (encoding, decoding, the block reader and writer), with its
+//!   Arrow schema in [`schema`];
+//! - [`bloom`]: the trace-ID bloom filter (`SKBF`, version byte 1);
+//! - [`tagindex`]: the tag index bundle (`SKTAGIX4`);
+//! - [`tenant_index`]: the tenant index object (`version: 1`);
+//! - [`tombstone`]: the marker that retires a block.
+//!
+//! `meta.json` (`format_version: 1`) is described by [`crate::meta`], which every version
+//! shares: it is what readers dispatch on.
+
+pub mod block;
+pub mod bloom;
+pub mod schema;
+pub mod tagindex;
+pub mod tenant_index;
+pub mod tombstone;

@@ -1,0 +1,16 @@
+//! # skein-query
+//!
+//! What a query means, defined once for every place that answers one:
+//!
+//! - [`search`]: the model of "find traces like this" ([`TraceQuery`]) and when a trace
+//!   matches it, shared by the querier (over blocks) and the ingesters (over recent data);
+//! - [`recent`]: the querier ↔ ingester contract ([`RecentData`]), the trait an in-process
+//!   ingester implements and the internal HTTP API a remote one serves.
+
+pub mod error;
+pub mod recent;
+pub mod search;
+
+pub use error::{Error, Result};
+pub use recent::RecentData;
+pub use search::{Semantics, TraceQuery};
