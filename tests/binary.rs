@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::free_port;
+
 const SKEIN: &str = env!("CARGO_BIN_EXE_skein");
 
 /// A `skein` command that does not inherit `SKEIN_…` overrides from the developer's shell.
@@ -20,13 +22,6 @@ fn skein_command(dir: &Path) -> Command {
         }
     }
     command
-}
-
-/// A port that was free a moment ago. Another process could take it before the server binds
-/// it; on a test machine that is rare enough.
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address")
 }
 
 /// A running `skein`, killed on drop so a failing test leaves no process behind.

@@ -16,7 +16,7 @@
 //! checks again. Until the compactor role implements that, they run idle and the compaction
 //! checks are skipped with a message.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -523,21 +523,19 @@ fn send_acknowledged(ingester: &Skein, tenant: &str, body: &[u8]) {
 
 /// GET with the tenant header: (status, whether `X-Skein-Partial: true`, body).
 fn get(url: &str, tenant: &str, accept: &str) -> (u16, bool, Vec<u8>) {
-    let resp = ureq::get(url)
+    let resp = common::client()
+        .get(url)
         .header("X-Scope-OrgID", tenant)
         .header("Accept", accept)
-        .config()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .call()
+        .timeout(Duration::from_secs(30))
+        .send()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = resp.status().as_u16();
     let partial = resp
         .headers()
         .get("x-skein-partial")
         .is_some_and(|v| v == "true");
-    let body = resp.into_body().read_to_vec().expect("body");
+    let body = resp.bytes().expect("body").to_vec();
     (status, partial, body)
 }
 
@@ -582,13 +580,11 @@ fn assert_partial_quickly(cluster: &Cluster, querier: &Skein, missing: &Skein, l
         "http://{}/api/search?tags=service.name%3D{SERVICE}&limit=10000&start={}",
         querier.ports.http, cluster.search_start_secs
     );
-    let resp = ureq::get(&url)
+    let resp = common::client()
+        .get(&url)
         .header("X-Scope-OrgID", &cluster.tenant)
-        .config()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .call()
+        .timeout(Duration::from_secs(30))
+        .send()
         .expect("search");
     let took = started.elapsed();
     assert_eq!(resp.status().as_u16(), 200);
@@ -608,7 +604,7 @@ fn assert_partial_quickly(cluster: &Cluster, querier: &Skein, missing: &Skein, l
         unreachable.contains(&missing.ports.internal.to_string()),
         "the unreachable ingester is not named: {unreachable:?}"
     );
-    let json: serde_json::Value = resp.into_body().read_json().expect("json");
+    let json: serde_json::Value = resp.json().expect("json");
     assert_eq!(json["partial"], true, "{json}");
     assert!(json["warnings"].as_array().is_some_and(|w| !w.is_empty()));
     assert!(

@@ -2,8 +2,8 @@
 //! between them: at every kill no span is lost; once a run finishes, no span is stored twice
 //! and nothing is left behind (no journal, no retired block, no directory without meta).
 
-mod common;
-mod compact_support;
+use crate::common;
+use crate::compact_support;
 
 use std::time::{Duration, Instant};
 

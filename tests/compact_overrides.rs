@@ -2,8 +2,8 @@
 //! admin API both take effect without a restart; the admin API refuses requests without the
 //! token and invalid values; the ingester refuses spans older than the tenant's retention.
 
-mod common;
-mod compact_support;
+use crate::common;
+use crate::compact_support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,29 +24,22 @@ fn admin(
         "http://{}/api/admin/tenants/{tenant}/overrides",
         skein.ports.http
     );
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let resp = match (method, token) {
-        ("GET", Some(t)) => agent
+    let http = common::client();
+    let req = match (method, token) {
+        ("GET", Some(t)) => http
             .get(&url)
-            .header("Authorization", &format!("Bearer {t}"))
-            .call(),
-        ("GET", None) => agent.get(&url).call(),
-        (_, Some(t)) => agent
+            .header("Authorization", format!("Bearer {t}")),
+        ("GET", None) => http.get(&url),
+        (_, Some(t)) => http
             .put(&url)
-            .header("Authorization", &format!("Bearer {t}"))
+            .header("Authorization", format!("Bearer {t}"))
             .header("Content-Type", "application/json")
-            .send(body.as_bytes()),
-        (_, None) => agent.put(&url).send(body.as_bytes()),
-    }
-    .expect("call the admin api");
+            .body(body.to_owned()),
+        (_, None) => http.put(&url).body(body.to_owned()),
+    };
+    let resp = req.send().expect("call the admin api");
     let status = resp.status().as_u16();
-    (
-        status,
-        resp.into_body().read_to_string().unwrap_or_default(),
-    )
+    (status, resp.text().unwrap_or_default())
 }
 
 fn visible_blocks(bucket: &std::path::Path, tenant: &str) -> usize {
@@ -167,13 +160,15 @@ fn overrides_from_the_file_and_the_admin_api_apply_without_restart() {
         span("eee19b7ec3c1b174", now - 3 * 86_400 * 1_000_000_000),
         span("eee19b7ec3c1b175", now - 1_000_000_000)
     );
-    let resp = ureq::post(&skein.otlp_http_url())
+    let resp = common::client()
+        .post(skein.otlp_http_url())
         .header("Content-Type", "application/json")
         .header("X-Scope-OrgID", "by-api")
-        .send(body.as_bytes())
+        .body(body)
+        .send()
         .expect("export");
     assert_eq!(resp.status().as_u16(), 200);
-    let answer: serde_json::Value = resp.into_body().read_json().expect("json");
+    let answer: serde_json::Value = resp.json().expect("json");
     let partial = &answer["partialSuccess"];
     // 64-bit integers may be JSON strings or numbers.
     assert_eq!(

@@ -1,8 +1,8 @@
 //! Queries while the compactor rewrites blocks: every trace read by ID comes back whole and
 //! with no span twice, before, during and after compaction.
 
-mod common;
-mod compact_support;
+use crate::common;
+use crate::compact_support;
 
 use std::time::{Duration, Instant};
 
@@ -13,16 +13,14 @@ use skein_format::otlp::trace::v1::TracesData;
 const TENANT: &str = "queried";
 
 fn trace_by_id(skein: &Skein, id: &str) -> Result<Traces, String> {
-    let resp = ureq::get(&format!("http://{}/api/traces/{id}", skein.ports.http))
+    let resp = common::client()
+        .get(format!("http://{}/api/traces/{id}", skein.ports.http))
         .header("X-Scope-OrgID", TENANT)
         .header("Accept", "application/json")
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
+        .send()
         .map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let body = resp.into_body().read_to_vec().map_err(|e| e.to_string())?;
+    let body = resp.bytes().map_err(|e| e.to_string())?;
     if status != 200 {
         return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
     }

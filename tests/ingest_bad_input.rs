@@ -5,7 +5,7 @@
 //! All cases run against one process. Each case runs on its own (a failing case does not hide
 //! the others); the test fails at the end naming every case that failed.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -363,11 +363,11 @@ fn gzip_bomb(skein: &Skein) {
             });
         }
     });
-    ureq::get(&format!("http://{}/ready", skein.ports.internal))
-        .config()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .call()
+    common::client()
+        .get(format!("http://{}/ready", skein.ports.internal))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .and_then(reqwest::blocking::Response::error_for_status)
         .expect("the ingester is still ready after the gzip bombs");
 }
 

@@ -12,7 +12,7 @@
 //! seed is printed; `SKEIN_TEST_SEED` repeats a run's random choices and span content (not
 //! the thread scheduling).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! span order and attribute order, so every field of every span, event, link, resource and
 //! scope must come back as sent.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -107,18 +107,14 @@ fn a_fixture_sent_as_protobuf_plain_and_gzip_reads_back_losslessly() {
         ("protobuf-identity", None, plain),
         ("protobuf-gzip", Some("gzip"), gzipped),
     ] {
-        let mut req = ureq::post(&skein.otlp_http_url())
+        let mut req = common::client()
+            .post(skein.otlp_http_url())
             .header("Content-Type", "application/x-protobuf")
             .header("X-Scope-OrgID", tenant);
         if let Some(e) = encoding {
             req = req.header("Content-Encoding", e);
         }
-        let mut resp = req
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .send(&body[..])
-            .expect("export");
+        let resp = req.body(body).send().expect("export");
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -126,7 +122,7 @@ fn a_fixture_sent_as_protobuf_plain_and_gzip_reads_back_losslessly() {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let bytes = resp.body_mut().read_to_vec().expect("response body");
+        let bytes = resp.bytes().expect("response body");
         assert_eq!(status, 200, "{tenant}: {}", String::from_utf8_lossy(&bytes));
         assert_eq!(
             content_type, "application/x-protobuf",
@@ -187,12 +183,13 @@ fn otlp_json_doubles_read_back_bit_for_bit() {
         "http://{}/internal/v1/traces/5b8efff798038103d269b633813fc60c",
         skein.ports.internal
     );
-    let bytes = ureq::get(&url)
+    let bytes = common::client()
+        .get(&url)
         .header("X-Scope-OrgID", "doubles")
-        .call()
+        .send()
+        .and_then(reqwest::blocking::Response::error_for_status)
         .expect("read the trace")
-        .into_body()
-        .read_to_vec()
+        .bytes()
         .expect("body");
     let data = TracesData::decode(&bytes[..]).expect("protobuf TracesData");
     let span = &data.resource_spans[0].scope_spans[0].spans[0];
@@ -341,19 +338,15 @@ fn shift_timestamps(v: &mut Value, offset: i128) {
 
 /// Sends an OTLP/JSON body and expects full success: 200 with no `partialSuccess`.
 fn post_json(skein: &Skein, tenant: &str, body: Vec<u8>) -> Result<(), String> {
-    let mut resp = ureq::post(&skein.otlp_http_url())
+    let resp = common::client()
+        .post(skein.otlp_http_url())
         .header("Content-Type", "application/json")
         .header("X-Scope-OrgID", tenant)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send(&body[..])
+        .body(body)
+        .send()
         .map_err(|e| format!("export failed: {e}"))?;
     let status = resp.status().as_u16();
-    let text = resp
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("response body: {e}"))?;
+    let text = resp.text().map_err(|e| format!("response body: {e}"))?;
     if status != 200 {
         return Err(format!("export answered {status}: {text}"));
     }

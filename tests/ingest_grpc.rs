@@ -6,7 +6,7 @@
 //! All cases run against one process, each on its own (a failing case does not hide the
 //! others); the test fails at the end naming every case that failed.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -6,7 +6,7 @@
 //! cases share one process; each case uses tenants of its own. Traces stay live for the whole
 //! test (`trace_idle_period` of a minute), so that "live" means the same thing throughout.
 
-mod common;
+use crate::common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Barrier;

@@ -13,7 +13,7 @@
 //! `weed` binary of the test command's venv, so it runs when the test command's S3 server is
 //! configured (`SKEIN_TEST_S3_ENDPOINT`, as `./scripts/test.sh` does) and is skipped otherwise.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

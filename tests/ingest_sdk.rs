@@ -7,7 +7,7 @@
 //! from the SDK's own `ReadableSpan` objects: that is the expected value. The test turns
 //! what Skein returns into the same description and compares field by field.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;

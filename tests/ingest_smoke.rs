@@ -1,6 +1,6 @@
 //! The write path through the real binary: OTLP/HTTP JSON in, recent data out.
 
-mod common;
+use crate::common;
 
 use common::{Options, Skein};
 
@@ -14,9 +14,11 @@ fn a_fixture_sent_over_http_json_reads_back_from_recent_data() {
     };
     let skein = Skein::start(dir.path(), &opts);
     let body = common::fixture("otlp-json/vulture-trace.json");
-    let resp = ureq::post(&skein.otlp_http_url())
+    let resp = common::client()
+        .post(skein.otlp_http_url())
         .header("Content-Type", "application/json")
-        .send(body.as_bytes())
+        .body(body.clone())
+        .send()
         .expect("export");
     assert_eq!(resp.status().as_u16(), 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

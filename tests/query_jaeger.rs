@@ -1,19 +1,13 @@
 //! The Jaeger query API v1, on the Jaeger port and under /jaeger on the API port.
 
-mod common;
+use crate::common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use common::json_api::{self, enc};
+use common::otlp::now_nanos as now_ns;
 use common::{Options, Skein};
 use serde_json::{Value, json};
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
+/// A span with one event and a status message (Jaeger shows them as a log and tags).
 #[allow(clippy::too_many_arguments)]
 fn span(
     trace: &str,
@@ -26,63 +20,28 @@ fn span(
     attrs: Value,
     error: bool,
 ) -> Value {
-    json!({
-        "traceId": trace, "spanId": id, "parentSpanId": parent, "name": name, "kind": kind,
-        "startTimeUnixNano": start.to_string(),
-        "endTimeUnixNano": (start + dur_ms * 1_000_000).to_string(),
-        "attributes": attrs,
-        "events": [{ "timeUnixNano": (start + 1000).to_string(), "name": "retry", "attributes": [] }],
-        "status": { "code": if error { 2 } else { 0 }, "message": if error { "boom" } else { "" } }
-    })
+    let mut span = json_api::span(trace, id, parent, name, kind, start, dur_ms, attrs, error);
+    span["events"] =
+        json!([{ "timeUnixNano": (start + 1000).to_string(), "name": "retry", "attributes": [] }]);
+    span["status"]["message"] = json!(if error { "boom" } else { "" });
+    span
 }
 
 fn send(skein: &Skein, service: &str, spans: Vec<Value>) {
-    let body = json!({ "resourceSpans": [{
-        "resource": { "attributes": [
-            { "key": "service.name", "value": { "stringValue": service } },
-            { "key": "host.name", "value": { "stringValue": "h1" } }
-        ] },
-        "scopeSpans": [{ "scope": { "name": "lib", "version": "1.0" }, "spans": spans }]
-    }]});
-    let resp = ureq::post(&skein.otlp_http_url())
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes())
-        .expect("export");
-    assert_eq!(resp.status().as_u16(), 200);
+    let host = json!([{ "key": "host.name", "value": { "stringValue": "h1" } }]);
+    let scope = json!({ "name": "lib", "version": "1.0" });
+    json_api::send(skein, &json_api::request(service, host, scope, spans));
 }
 
 fn get(base: &str, path: &str) -> (u16, Value) {
-    let resp = ureq::get(&format!("{base}{path}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .expect("jaeger api");
-    let status = resp.status().as_u16();
-    (status, resp.into_body().read_json().unwrap_or(Value::Null))
+    json_api::get(&format!("{base}{path}"))
 }
 
+/// The trace IDs of a Jaeger answer, sorted.
 fn trace_ids(v: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["traceID"].as_str().unwrap().to_owned())
-        .collect();
+    let mut ids = json_api::trace_ids(&v["data"]);
     ids.sort();
     ids
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[test]
@@ -389,11 +348,13 @@ fn jaeger_v1_api() {
     }
 
     // Tenants are isolated here too.
-    let resp = ureq::get(&format!("http://{}/api/services", skein.ports.jaeger))
+    let resp = common::client()
+        .get(format!("http://{}/api/services", skein.ports.jaeger))
         .header("X-Scope-OrgID", "other")
-        .call()
+        .send()
+        .and_then(reqwest::blocking::Response::error_for_status)
         .unwrap();
-    let v: Value = resp.into_body().read_json().unwrap();
+    let v: Value = resp.json().unwrap();
     assert_eq!(v["data"], json!([]), "{v}");
 }
 

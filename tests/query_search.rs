@@ -1,21 +1,16 @@
 //! Search through the Tempo API: trace-level durations, tags on one span, newest first,
 //! limits, true summaries for traces split across a block and the ingester, and bad input.
 
-mod common;
+use crate::common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::json_api::{self, enc, send};
+use common::otlp::now_nanos as now_ns;
 use common::{Options, Skein};
 use serde_json::{Value, json};
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-/// One span in OTLP/JSON.
+/// One server span in OTLP/JSON.
 #[allow(clippy::too_many_arguments)]
 fn span(
     trace: &str,
@@ -27,54 +22,19 @@ fn span(
     attrs: Value,
     error: bool,
 ) -> Value {
-    json!({
-        "traceId": trace, "spanId": id, "parentSpanId": parent, "name": name, "kind": 2,
-        "startTimeUnixNano": start.to_string(),
-        "endTimeUnixNano": (start + dur_ms * 1_000_000).to_string(),
-        "attributes": attrs,
-        "status": { "code": if error { 2 } else { 0 } }
-    })
+    json_api::span(trace, id, parent, name, 2, start, dur_ms, attrs, error)
 }
 
 fn request(service: &str, spans: Vec<Value>) -> Value {
-    json!({ "resourceSpans": [{
-        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": service } }] },
-        "scopeSpans": [{ "scope": { "name": "test" }, "spans": spans }]
-    }]})
-}
-
-fn send(skein: &Skein, body: &Value) {
-    let resp = ureq::post(&skein.otlp_http_url())
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes())
-        .expect("export");
-    assert_eq!(resp.status().as_u16(), 200);
+    json_api::request(service, json!([]), json!({ "name": "test" }), spans)
 }
 
 fn search(skein: &Skein, params: &str) -> (u16, Value) {
-    let resp = ureq::get(&format!("http://{}/api/search?{params}", skein.ports.http))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .expect("search");
-    let status = resp.status().as_u16();
-    (status, resp.into_body().read_json().unwrap_or(Value::Null))
+    json_api::get(&format!("http://{}/api/search?{params}", skein.ports.http))
 }
 
 fn ids(v: &Value) -> Vec<String> {
-    v["traces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["traceID"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn enc(s: &str) -> String {
-    s.replace(' ', "%20")
-        .replace('=', "%3D")
-        .replace('"', "%22")
+    json_api::trace_ids(&v["traces"])
 }
 
 #[test]
@@ -243,23 +203,23 @@ fn tempo_search_semantics_and_summaries() {
     assert_eq!(ids(&v), vec![a.clone()], "{v}");
 
     // Another tenant sees nothing.
-    let resp = ureq::get(&format!("http://{}/api/search", skein.ports.http))
+    let resp = common::client()
+        .get(format!("http://{}/api/search", skein.ports.http))
         .header("X-Scope-OrgID", "someone-else")
-        .call()
+        .send()
+        .and_then(reqwest::blocking::Response::error_for_status)
         .unwrap();
-    let v: Value = resp.into_body().read_json().unwrap();
+    let v: Value = resp.json().unwrap();
     assert!(ids(&v).is_empty(), "{v}");
 
     // Tag names and values (from the block and the ingester alike).
     let get = |path: &str| -> (u16, Value) {
-        let resp = ureq::get(&format!("http://{}{path}", skein.ports.http))
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
+        let resp = common::client()
+            .get(format!("http://{}{path}", skein.ports.http))
+            .send()
             .expect("tags");
         let status = resp.status().as_u16();
-        (status, resp.into_body().read_json().unwrap_or(Value::Null))
+        (status, resp.json().unwrap_or(Value::Null))
     };
     let (_, v) = get("/api/search/tags");
     for want in ["http.status_code", "db.system", "service.name"] {

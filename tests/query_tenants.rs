@@ -1,7 +1,7 @@
 //! Tenant isolation on every read route: data written as one tenant is visible to it and
 //! invisible to another, on the Tempo API, the Jaeger API and the /jaeger prefix.
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,10 +65,12 @@ fn no_route_shows_one_tenant_the_data_of_another() {
               "startTimeUnixNano": now.to_string(), "endTimeUnixNano": (now + 200_000).to_string() }
         ] }]
     }]});
-    let resp = ureq::post(&skein.otlp_http_url())
+    let resp = common::client()
+        .post(skein.otlp_http_url())
         .header("Content-Type", "application/json")
         .header("X-Scope-OrgID", "owner")
-        .send(body.to_string().as_bytes())
+        .body(body.to_string())
+        .send()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 
@@ -78,18 +80,13 @@ fn no_route_shows_one_tenant_the_data_of_another() {
         } else {
             skein.ports.jaeger
         };
-        let resp = ureq::get(&format!("http://{addr}{}", path.replace("{id}", &id)))
+        let resp = common::client()
+            .get(format!("http://{addr}{}", path.replace("{id}", &id)))
             .header("X-Scope-OrgID", tenant)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
+            .send()
             .expect("query");
         let status = resp.status().as_u16();
-        (
-            status,
-            resp.into_body().read_to_string().unwrap_or_default(),
-        )
+        (status, resp.text().unwrap_or_default())
     };
     for (port, path) in ROUTES {
         // The owner sees the data: the route can leak, so the next check means something.

@@ -1,7 +1,7 @@
 //! Trace by ID through the Tempo API: the same trace before and after its block is written,
 //! in JSON and protobuf, per tenant.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -11,16 +11,14 @@ use skein_format::model::canonical;
 use skein_format::otlp::trace::v1::TracesData;
 
 fn get(url: &str, tenant: &str, accept: &str) -> (u16, Vec<u8>) {
-    let resp = ureq::get(url)
+    let resp = common::client()
+        .get(url)
         .header("X-Scope-OrgID", tenant)
         .header("Accept", accept)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
+        .send()
         .expect("call the querier");
     let status = resp.status().as_u16();
-    (status, resp.into_body().read_to_vec().expect("body"))
+    (status, resp.bytes().expect("body").to_vec())
 }
 
 fn from_json_batches(body: &[u8], key: &str) -> TracesData {
@@ -48,10 +46,12 @@ fn tempo_trace_by_id_before_and_after_the_block_is_written() {
     let body = common::fixture("otlp-json/vulture-trace.json");
     let sent: TracesData = serde_json::from_str(&body).unwrap();
     let id = hex(&sent.resource_spans[0].scope_spans[0].spans[0].trace_id);
-    let resp = ureq::post(&skein.otlp_http_url())
+    let resp = common::client()
+        .post(skein.otlp_http_url())
         .header("Content-Type", "application/json")
         .header("X-Scope-OrgID", "team-a")
-        .send(body.as_bytes())
+        .body(body)
+        .send()
         .expect("export");
     assert_eq!(resp.status().as_u16(), 200);
 

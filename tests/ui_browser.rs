@@ -8,7 +8,7 @@
 //! command sets; skipped without them unless `SKEIN_TEST_REQUIRE_EXTERNAL` is set.
 //! Screenshots go to `target/ui-screenshots/`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -102,11 +102,13 @@ fn resource_spans(service: &str, extra: &[(&str, Value)], spans: Vec<Value>) -> 
 }
 
 fn send(skein: &Skein, tenant: Option<&str>, body: &Value) {
-    let mut req = ureq::post(&skein.otlp_http_url()).header("Content-Type", "application/json");
+    let mut req = common::client()
+        .post(skein.otlp_http_url())
+        .header("Content-Type", "application/json");
     if let Some(t) = tenant {
         req = req.header("X-Scope-OrgID", t);
     }
-    let resp = req.send(body.to_string().as_bytes()).expect("export");
+    let resp = req.body(body.to_string()).send().expect("export");
     assert_eq!(
         resp.status().as_u16(),
         200,
@@ -415,23 +417,13 @@ fn load_fixtures(skein: &Skein, now: u64) -> Vec<String> {
 }
 
 fn get_json(skein: &Skein, tenant: Option<&str>, path: &str) -> (u16, Value) {
-    let mut req = ureq::get(&format!("http://{}{path}", skein.ports.http));
+    let mut req = common::client().get(format!("http://{}{path}", skein.ports.http));
     if let Some(t) = tenant {
         req = req.header("X-Scope-OrgID", t);
     }
-    let resp = req
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .expect("query");
+    let resp = req.send().expect("query");
     let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .with_config()
-        .limit(512 * 1024 * 1024)
-        .read_json()
-        .unwrap_or(Value::Null);
+    let body = resp.json().unwrap_or(Value::Null);
     (status, body)
 }
 

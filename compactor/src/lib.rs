@@ -2,7 +2,7 @@
 //!
 //! The background work of Skein: everything that rewrites or retires blocks after the
 //! ingesters have written them. One [`Compactor::run_cycle`] does, for every tenant whose
-//! [lease](lease) it can take:
+//! [lease](skein_storage::lease) it can take:
 //!
 //! 1. **repair**: finishes or undoes the compaction jobs a crash interrupted
 //!    ([`journal`]);
@@ -19,6 +19,8 @@
 //! 5. **tenant index**: writes the tenant's block-list index object.
 //!
 //! `docs/compaction.md` describes the design and its guarantees.
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod cleanup;
 mod config;

@@ -8,7 +8,8 @@
 //! - the objects of a block and where they live ([`layout`]): `data.parquet` (spans sorted by
 //!   trace ID, [`block`] and [`schema`]), the trace-ID [`bloom`] filter, the [`tagindex`], and
 //!   `meta.json` ([`meta`]), written last so that its presence makes a block visible;
-//! - the other persisted objects: the [`tenant_index`], the block [`tombstone`].
+//! - the other persisted objects: the [`tenant_index`], the block [`tombstone`], the framing
+//!   of the ingester's write-ahead log segments ([`wal`]).
 //!
 //! Every artefact carries the [`FormatVersion`] it was written in; readers dispatch on it and
 //! each version's code lives in its own module ([`v1`]). The modules re-exported at the top
@@ -31,6 +32,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod dedupe;
 pub mod error;
 pub mod ids;
@@ -47,7 +50,7 @@ pub use layout::Store;
 pub use meta::BlockMeta;
 pub use model::SpanRecord;
 pub use v1::block::{BlockReader, BlockWriter, ScanFilter};
-pub use v1::{block, bloom, schema, tagindex, tenant_index, tombstone};
+pub use v1::{block, bloom, schema, tagindex, tenant_index, tombstone, wal};
 pub use version::{FormatVersion, IndexLayout};
 
 /// The OTLP protobuf types Skein's model maps to and from.

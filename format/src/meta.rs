@@ -125,11 +125,11 @@ mod hex_trace_id {
 
     use crate::ids::TraceId;
 
-    pub fn serialize<S: Serializer>(id: &TraceId, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(id: &TraceId, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&id.to_hex())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TraceId, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TraceId, D::Error> {
         let s = String::deserialize(d)?;
         TraceId::from_hex(&s).map_err(serde::de::Error::custom)
     }

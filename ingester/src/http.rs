@@ -62,9 +62,9 @@ pub fn router(ingester: Arc<Ingester>) -> Router {
 
 /// gRPC codes used in `google.rpc.Status` bodies.
 mod code {
-    pub const INVALID_ARGUMENT: i32 = 3;
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    pub const UNAVAILABLE: i32 = 14;
+    pub(super) const INVALID_ARGUMENT: i32 = 3;
+    pub(super) const RESOURCE_EXHAUSTED: i32 = 8;
+    pub(super) const UNAVAILABLE: i32 = 14;
 }
 
 fn error(

@@ -19,12 +19,12 @@ use skein_format::summary::TraceSummary;
 use skein_format::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
 use skein_query::recent::RecentData;
 use skein_query::search::TraceQuery;
-use tokio::sync::{RwLock, mpsc};
+use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::IngesterConfig;
+use crate::config::{IngesterConfig, TenantLimits};
 use crate::live::{Chunk, ChunkMap, SegmentCounts, TenantState, TraceMap, decode};
-use crate::validate::{Refusal, Refusals, validate};
+use crate::validate::{Refusal, Refusals, Validated, validate};
 use crate::wal::{Wal, WalError, WalOptions};
 
 /// Why a push was refused as a whole.
@@ -139,6 +139,87 @@ fn counts_by_trace<'a>(spans: impl IntoIterator<Item = &'a SpanRecord>) -> HashM
     counts
 }
 
+/// Live limits: refuses spans of traces that are too big, and of new traces beyond the
+/// live-trace limit, counting each refused span in `v.refused` (and marking `v` modified).
+/// Checked against `st` before the WAL append, applied (the spans held) after it: concurrent
+/// requests can overshoot a little, never by more than one request each.
+fn apply_limits(st: &TenantState, v: &mut Validated, limits: &TenantLimits, bytes_per_span: u64) {
+    let mut added: HashMap<TraceId, u64> = HashMap::new();
+    let mut new_traces = 0u64;
+    let mut kept = Vec::with_capacity(v.spans.len());
+    let refused_before = v.refused.total();
+    for s in std::mem::take(&mut v.spans) {
+        let Ok(id) = s.trace_id() else { continue };
+        let existing = st.live_trace_bytes(&id);
+        let pending = added.get(&id).copied();
+        if existing.is_none()
+            && pending.is_none()
+            && st.live.len() as u64 + new_traces >= limits.max_live_traces
+        {
+            v.refused.add(Refusal::LiveTracesLimit, 1);
+            continue;
+        }
+        if existing.unwrap_or(0) + pending.unwrap_or(0) + bytes_per_span > limits.max_trace_bytes {
+            v.refused.add(Refusal::TraceTooLarge, 1);
+            continue;
+        }
+        if pending.is_none() && existing.is_none() {
+            new_traces += 1;
+        }
+        *added.entry(id).or_default() += bytes_per_span;
+        kept.push(s);
+    }
+    if v.refused.total() > refused_before {
+        v.modified = true;
+    }
+    v.spans = kept;
+}
+
+/// The answer to a request none of whose spans can be stored: invalid data when every span
+/// was refused for a malformed trace or span ID, otherwise a success that reports the
+/// refusals.
+fn nothing_accepted(refused: Refusals) -> Result<PushOk, PushError> {
+    if refused.total() > 0
+        && refused
+            .0
+            .iter()
+            .all(|(r, _)| matches!(r, Refusal::InvalidTraceId | Refusal::InvalidSpanId))
+    {
+        return Err(PushError::InvalidData(refused.message()));
+    }
+    Ok(PushOk {
+        accepted: 0,
+        refused,
+    })
+}
+
+/// Counts an accepted request's stored spans and its body bytes in the received metrics.
+fn count_received(tenant: &TenantId, protocol: &'static str, accepted: u64, body_len: usize) {
+    let received = Received {
+        tenant: tenant.to_string(),
+        protocol,
+    };
+    let m = metrics();
+    m.spans_received.get_or_create(&received).inc_by(accepted);
+    m.bytes_received
+        .get_or_create(&received)
+        .inc_by(body_len as u64);
+}
+
+/// The protobuf request to store for the accepted spans: the client's own bytes when it sent
+/// protobuf and nothing was refused or changed, otherwise the accepted spans re-encoded.
+fn encode_accepted(v: &Validated, raw: Option<Bytes>) -> Bytes {
+    match raw {
+        Some(raw) if !v.modified => raw,
+        _ => Bytes::from(
+            ExportTraceServiceRequest {
+                resource_spans: spans_to_otlp(v.spans.iter().cloned()),
+            }
+            .encode_to_vec(),
+        ),
+    }
+}
+
 impl Ingester {
     /// Opens the WAL, replays it into memory, and returns an ingester ready to accept spans.
     pub async fn open(config: IngesterConfig, store: Store) -> Result<Arc<Self>, WalError> {
@@ -247,13 +328,54 @@ impl Ingester {
         raw: Option<Bytes>,
         protocol: &'static str,
     ) -> Result<PushOk, PushError> {
+        let limits = self.config.limits.for_tenant(tenant.as_str());
+        let state = self.admit(tenant, &request, body_len, &limits)?;
+        let mut v = self.validate(tenant, request, &limits);
+        let total = v.spans.len() as u64 + v.refused.total();
+        let bytes_per_span = body_len as u64 / total.max(1);
+        apply_limits(&lock(&state), &mut v, &limits, bytes_per_span);
+        for (r, n) in &v.refused.0 {
+            self.refuse(tenant, r.as_str(), *n);
+        }
+        if v.spans.is_empty() {
+            return nothing_accepted(v.refused);
+        }
+
+        let encoded = encode_accepted(&v, raw);
+        let accepted = v.spans.len() as u64;
+        let (segment, gate) = self.append(tenant, &encoded, accepted).await?;
+        self.hold(
+            &state,
+            segment,
+            encoded,
+            std::mem::take(&mut v.spans),
+            bytes_per_span,
+        );
+        drop(gate);
+        count_received(tenant, protocol, accepted, body_len);
+        Ok(PushOk {
+            accepted,
+            refused: v.refused,
+        })
+    }
+
+    /// The checks a request passes before its spans are looked at: the ingester is
+    /// accepting, the body is within the tenant's `max_request_bytes`, the ingester is not
+    /// holding too much unflushed data, and the body fits the tenant's burst and rate. Every
+    /// span of a request refused here is counted as refused. Returns the tenant's state.
+    fn admit(
+        &self,
+        tenant: &TenantId,
+        request: &ExportTraceServiceRequest,
+        body_len: usize,
+        limits: &TenantLimits,
+    ) -> Result<Arc<Mutex<TenantState>>, PushError> {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(PushError::Unavailable {
                 message: "the ingester is shutting down".into(),
                 retry_after: Duration::from_secs(5),
             });
         }
-        let limits = self.config.limits.for_tenant(tenant.as_str());
         let sent: u64 = request
             .resource_spans
             .iter()
@@ -306,7 +428,18 @@ impl Ingester {
                 });
             }
         }
+        Ok(state)
+    }
 
+    /// Splits the request into spans that may be stored and spans refused for their content
+    /// (IDs, attribute sizes, and, when overrides are set, an end older than the tenant's
+    /// retention).
+    fn validate(
+        &self,
+        tenant: &TenantId,
+        request: ExportTraceServiceRequest,
+        limits: &TenantLimits,
+    ) -> Validated {
         let mut v = validate(request, limits.max_attribute_value_bytes);
         if let Some(o) = self.overrides.get() {
             let now = std::time::SystemTime::now()
@@ -318,78 +451,22 @@ impl Ingester {
                 now.saturating_sub(o.retention(tenant).as_nanos() as u64),
             );
         }
-        let total = v.spans.len() as u64 + v.refused.total();
-        let bytes_per_span = body_len as u64 / total.max(1);
+        v
+    }
 
-        // Live limits: refuse spans of traces that are too big, and of new traces beyond the
-        // live-trace limit. Checked here, applied after the WAL append: concurrent requests
-        // can overshoot a little, never by more than one request each.
-        {
-            let st = lock(&state);
-            let mut added: HashMap<TraceId, u64> = HashMap::new();
-            let mut new_traces = 0u64;
-            let mut kept = Vec::with_capacity(v.spans.len());
-            let refused_before = v.refused.total();
-            for s in std::mem::take(&mut v.spans) {
-                let Ok(id) = s.trace_id() else { continue };
-                let existing = st.live_trace_bytes(&id);
-                let pending = added.get(&id).copied();
-                if existing.is_none()
-                    && pending.is_none()
-                    && st.live.len() as u64 + new_traces >= limits.max_live_traces
-                {
-                    v.refused.add(Refusal::LiveTracesLimit, 1);
-                    continue;
-                }
-                if existing.unwrap_or(0) + pending.unwrap_or(0) + bytes_per_span
-                    > limits.max_trace_bytes
-                {
-                    v.refused.add(Refusal::TraceTooLarge, 1);
-                    continue;
-                }
-                if pending.is_none() && existing.is_none() {
-                    new_traces += 1;
-                }
-                *added.entry(id).or_default() += bytes_per_span;
-                kept.push(s);
-            }
-            if v.refused.total() > refused_before {
-                v.modified = true;
-            }
-            v.spans = kept;
-        }
-        for (r, n) in &v.refused.0 {
-            self.refuse(tenant, r.as_str(), *n);
-        }
-        if v.spans.is_empty() {
-            if v.refused.total() > 0
-                && v.refused
-                    .0
-                    .iter()
-                    .all(|(r, _)| matches!(r, Refusal::InvalidTraceId | Refusal::InvalidSpanId))
-            {
-                return Err(PushError::InvalidData(v.refused.message()));
-            }
-            return Ok(PushOk {
-                accepted: 0,
-                refused: v.refused,
-            });
-        }
-
-        let encoded = match raw {
-            Some(raw) if !v.modified => raw,
-            _ => Bytes::from(
-                ExportTraceServiceRequest {
-                    resource_spans: spans_to_otlp(v.spans.iter().cloned()),
-                }
-                .encode_to_vec(),
-            ),
-        };
-        let record = wal_record(tenant, &encoded);
-        let accepted = v.spans.len() as u64;
+    /// Makes the encoded request durable in the WAL; returns the segment holding it, and the
+    /// WAL gate held shared until the caller has counted the spans (see `wal_gate`). A WAL
+    /// error refuses the request's `accepted` spans as retryable.
+    async fn append(
+        &self,
+        tenant: &TenantId,
+        encoded: &[u8],
+        accepted: u64,
+    ) -> Result<(u64, RwLockReadGuard<'_, ()>), PushError> {
+        let record = wal_record(tenant, encoded);
         let gate = self.wal_gate.read().await;
-        let segment = match self.wal.append(record).await {
-            Ok(s) => s,
+        match self.wal.append(record).await {
+            Ok(segment) => Ok((segment, gate)),
             Err(e) => {
                 drop(gate);
                 self.refuse(
@@ -402,33 +479,32 @@ impl Ingester {
                     accepted,
                 );
                 tracing::warn!(%tenant, error = %e, "write refused by the write-ahead log");
-                return Err(PushError::Unavailable {
+                Err(PushError::Unavailable {
                     message: format!("the ingester cannot store more data now ({e})"),
                     retry_after: Duration::from_secs(5),
-                });
+                })
             }
-        };
+        }
+    }
+
+    /// Holds spans made durable in WAL `segment`: counts them against the segment and the
+    /// unflushed bytes, and adds `encoded` to the tenant's live traces.
+    fn hold(
+        &self,
+        state: &Mutex<TenantState>,
+        segment: u64,
+        encoded: Bytes,
+        spans: Vec<SpanRecord>,
+        bytes_per_span: u64,
+    ) {
+        let accepted = spans.len() as u64;
         *lock(&self.segment_refs).entry(segment).or_default() += accepted;
         self.unflushed_bytes
             .fetch_add(bytes_per_span * accepted, Ordering::Relaxed);
-        let counts = counts_by_trace(&v.spans);
-        drop(std::mem::take(&mut v.spans));
+        let counts = counts_by_trace(&spans);
+        drop(spans);
         let chunk = Arc::new(Chunk { bytes: encoded });
-        lock(&state).insert(&chunk, &counts, bytes_per_span, segment, Instant::now());
-        drop(gate);
-        let received = Received {
-            tenant: tenant.to_string(),
-            protocol,
-        };
-        let m = metrics();
-        m.spans_received.get_or_create(&received).inc_by(accepted);
-        m.bytes_received
-            .get_or_create(&received)
-            .inc_by(body_len as u64);
-        Ok(PushOk {
-            accepted,
-            refused: v.refused,
-        })
+        lock(state).insert(&chunk, &counts, bytes_per_span, segment, Instant::now());
     }
 
     /// Moves idle traces to head blocks and cuts head blocks that are due (everything with

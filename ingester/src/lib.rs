@@ -23,6 +23,8 @@
 //! implementation: in-process in the all-in-one binary, over the internal HTTP API
 //! ([`internal`]) in a cluster.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,7 @@ pub mod grpc;
 pub mod http;
 pub mod ingester;
 pub mod internal;
+mod json;
 pub mod live;
 pub mod metrics;
 pub mod otlp_json;

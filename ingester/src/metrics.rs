@@ -1,6 +1,6 @@
 //! The ingester's Prometheus metrics.
 //!
-//! Typed families, created once per process ([`metrics()`]) and added to the process's
+//! Typed families, created once per process (`metrics()`) and added to the process's
 //! registry by [`register`]; the binary exposes that registry on `/metrics`. In-process
 //! ingesters (tests start several) share the same series, as they share one `/metrics`.
 

@@ -28,7 +28,9 @@
 //! names, and its errors ("invalid type: string, expected i32 at line 1 column 4000") do not
 //! tell a user which span of a 5,000-span batch is wrong. Every [`JsonError`] here names the
 //! JSON path of the problem, e.g.
-//! `resourceSpans[0].scopeSpans[1].spans[3].traceId: "abc" is not a trace id (...)`.
+//! `resourceSpans[0].scopeSpans[1].spans[3].traceId: "abc" is not a trace id (...)`. The
+//! general reader behind that (parsing, paths, error wording, objects, lists and scalars) is
+//! the crate's `json` module, shared with the Zipkin decoder; this module maps OTLP onto it.
 //!
 //! Decoding fails only on malformed JSON or values. Semantic problems (an empty or all-zero
 //! trace ID, a span without a name, end before start) are left to the caller, which rejects
@@ -48,6 +50,13 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde_json::{Map, Value};
 
+use crate::json::{
+    JsonPath, boolean, field, field_or_default, found, integer, list, object, parse_json, quote,
+    string,
+};
+
+pub use crate::json::JsonError;
+
 /// How deep attribute values (`arrayValue` / `kvlistValue`) may nest. Real instrumentation
 /// nests a handful of levels; the bound keeps the recursive decoder's stack use small and
 /// fixed whatever the body holds. serde_json's own limit (128 levels of JSON, checked while
@@ -56,55 +65,6 @@ use serde_json::{Map, Value};
 /// level costs four levels of JSON), so that a user sees a message with a path rather than
 /// serde_json's "recursion limit exceeded".
 pub const MAX_VALUE_DEPTH: usize = 24;
-
-/// How many characters of an offending value an error message quotes.
-const QUOTE_CHARS: usize = 64;
-
-/// A body that is not valid OTLP/JSON (or, for the Zipkin decoder, Zipkin v2 JSON).
-///
-/// The message is meant for the user who sent the body (it goes into the HTTP 400 response):
-/// it quotes the offending value and names where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JsonError {
-    /// The body is not JSON: empty, truncated, or a syntax error. The message carries
-    /// serde_json's line and column.
-    #[error("{0}")]
-    Syntax(String),
-    /// The body is JSON, but the value at `path` does not fit the message.
-    #[error("{}", describe_invalid(path, message))]
-    Invalid {
-        /// JSON path of the value, such as `resourceSpans[0].scopeSpans[1].spans[3].traceId`;
-        /// empty for the top level.
-        path: String,
-        /// What is wrong with it.
-        message: String,
-    },
-}
-
-fn describe_invalid(path: &str, message: &str) -> String {
-    if path.is_empty() {
-        message.to_owned()
-    } else {
-        format!("{path}: {message}")
-    }
-}
-
-impl JsonError {
-    pub(crate) fn at(path: &JsonPath<'_>, message: impl Into<String>) -> Self {
-        JsonError::Invalid {
-            path: path.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// The JSON path of the offending value, or `None` when the body is not JSON at all.
-    pub fn path(&self) -> Option<&str> {
-        match self {
-            JsonError::Syntax(_) => None,
-            JsonError::Invalid { path, .. } => Some(path),
-        }
-    }
-}
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest` body.
 ///
@@ -165,298 +125,6 @@ pub fn encode_status_json(code: i32, message: &str) -> Vec<u8> {
     status.insert("code".to_owned(), Value::from(code));
     status.insert("message".to_owned(), Value::String(message.to_owned()));
     Value::Object(status).to_string().into_bytes()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared with the Zipkin decoder: parsing, paths, error wording, scalars.
-
-/// Parses a request body into a JSON value, with messages fit for a user.
-pub(crate) fn parse_json(body: &[u8]) -> Result<Value, JsonError> {
-    // RFC 8259 lets a parser ignore a byte order mark; some Windows tools write one.
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(JsonError::Syntax(
-            "the request body is empty (expected json)".to_owned(),
-        ));
-    }
-    // serde_json stops at 128 levels of nesting (its default recursion limit), so neither
-    // parsing nor dropping the `Value` can exhaust the stack, whatever the body.
-    serde_json::from_slice(body).map_err(|err| {
-        let what = match err.classify() {
-            serde_json::error::Category::Eof => "truncated json",
-            _ => "invalid json",
-        };
-        JsonError::Syntax(format!("{what}: {err}"))
-    })
-}
-
-/// Where a value sits in the body, kept as a chain of stack frames so that a path costs
-/// nothing unless an error needs it printed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct JsonPath<'a> {
-    parent: Option<&'a JsonPath<'a>>,
-    segment: Segment<'a>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Segment<'a> {
-    Root,
-    Key(&'a str),
-    Index(usize),
-}
-
-impl<'a> JsonPath<'a> {
-    pub(crate) fn root() -> JsonPath<'static> {
-        JsonPath {
-            parent: None,
-            segment: Segment::Root,
-        }
-    }
-
-    pub(crate) fn key(&'a self, key: &'a str) -> JsonPath<'a> {
-        JsonPath {
-            parent: Some(self),
-            segment: Segment::Key(key),
-        }
-    }
-
-    pub(crate) fn index(&'a self, index: usize) -> JsonPath<'a> {
-        JsonPath {
-            parent: Some(self),
-            segment: Segment::Index(index),
-        }
-    }
-}
-
-impl std::fmt::Display for JsonPath<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut segments = Vec::new();
-        let mut current = Some(self);
-        while let Some(path) = current {
-            segments.push(path.segment);
-            current = path.parent;
-        }
-        let mut first = true;
-        for segment in segments.iter().rev() {
-            match segment {
-                Segment::Root => continue,
-                Segment::Key(key) if first => f.write_str(key)?,
-                Segment::Key(key) => write!(f, ".{key}")?,
-                Segment::Index(index) => write!(f, "[{index}]")?,
-            }
-            first = false;
-        }
-        Ok(())
-    }
-}
-
-/// A short description of a JSON value for "found ..." in messages.
-pub(crate) fn found(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => quote(s),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
-    }
-}
-
-/// A string as a JSON literal, cut after [`QUOTE_CHARS`] characters so that a megabyte-long
-/// value does not end up in an error message (and in logs).
-pub(crate) fn quote(s: &str) -> String {
-    match s.char_indices().nth(QUOTE_CHARS) {
-        None => Value::from(s).to_string(),
-        Some((cut, _)) => format!(
-            "{}… ({} characters)",
-            Value::from(&s[..cut]),
-            s.chars().count()
-        ),
-    }
-}
-
-/// The object at `path`, or an error naming what was expected there.
-pub(crate) fn object<'v>(
-    value: &'v Value,
-    path: &JsonPath<'_>,
-    what: &str,
-) -> Result<&'v Map<String, Value>, JsonError> {
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(JsonError::at(
-            path,
-            format!("expected {what} as a json object, found {}", found(other)),
-        )),
-    }
-}
-
-/// An optional field: `None` when absent or `null` (proto3 JSON: null means default).
-pub(crate) fn field<'v, T>(
-    map: &'v Map<String, Value>,
-    key: &str,
-    path: &JsonPath<'_>,
-    decode: impl FnOnce(&'v Value, &JsonPath<'_>) -> Result<T, JsonError>,
-) -> Result<Option<T>, JsonError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => decode(value, &path.key(key)).map(Some),
-    }
-}
-
-/// A field whose absence means the type's default, as in protobuf.
-pub(crate) fn field_or_default<'v, T: Default>(
-    map: &'v Map<String, Value>,
-    key: &str,
-    path: &JsonPath<'_>,
-    decode: impl FnOnce(&'v Value, &JsonPath<'_>) -> Result<T, JsonError>,
-) -> Result<T, JsonError> {
-    field(map, key, path, decode).map(Option::unwrap_or_default)
-}
-
-/// A repeated field: absent or `null` is empty; a `null` element is an error (there is no
-/// "default element" that would be meant by it).
-pub(crate) fn list<T>(
-    map: &Map<String, Value>,
-    key: &str,
-    path: &JsonPath<'_>,
-    mut decode: impl FnMut(&Value, &JsonPath<'_>) -> Result<T, JsonError>,
-) -> Result<Vec<T>, JsonError> {
-    let path = path.key(key);
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| {
-                let path = path.index(index);
-                if item.is_null() {
-                    return Err(JsonError::at(&path, "null is not allowed in a list"));
-                }
-                decode(item, &path)
-            })
-            .collect(),
-        Some(other) => Err(JsonError::at(
-            &path,
-            format!("expected an array, found {}", found(other)),
-        )),
-    }
-}
-
-pub(crate) fn string(value: &Value, path: &JsonPath<'_>) -> Result<String, JsonError> {
-    match value {
-        Value::String(s) => Ok(s.clone()),
-        other => Err(JsonError::at(
-            path,
-            format!("expected a string, found {}", found(other)),
-        )),
-    }
-}
-
-pub(crate) fn boolean(value: &Value, path: &JsonPath<'_>) -> Result<bool, JsonError> {
-    match value {
-        Value::Bool(b) => Ok(*b),
-        other => Err(JsonError::at(
-            path,
-            format!("expected true or false, found {}", found(other)),
-        )),
-    }
-}
-
-/// Integer types the proto3 JSON mapping writes as numbers or decimal strings.
-pub(crate) trait JsonInteger: TryFrom<i128> {
-    /// How the type is named in messages.
-    const NAME: &'static str;
-    const SIGNED: bool;
-}
-
-impl JsonInteger for u64 {
-    const NAME: &'static str = "an unsigned 64-bit integer";
-    const SIGNED: bool = false;
-}
-impl JsonInteger for i64 {
-    const NAME: &'static str = "a 64-bit integer";
-    const SIGNED: bool = true;
-}
-impl JsonInteger for u32 {
-    const NAME: &'static str = "an unsigned 32-bit integer";
-    const SIGNED: bool = false;
-}
-impl JsonInteger for i32 {
-    const NAME: &'static str = "a 32-bit integer";
-    const SIGNED: bool = true;
-}
-impl JsonInteger for u16 {
-    const NAME: &'static str = "an integer from 0 to 65535";
-    const SIGNED: bool = false;
-}
-
-/// The largest integer a JSON number written as a float (`1.0`, `1e3`) may stand for: beyond
-/// 2^53 a double no longer holds every integer, so the sender's value may already be lost.
-const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
-
-/// A JSON number or decimal string as the integer type `T`, with a message for each way it
-/// can be wrong: not an integer, negative for an unsigned field, or out of range.
-pub(crate) fn integer<T: JsonInteger>(value: &Value, path: &JsonPath<'_>) -> Result<T, JsonError> {
-    let wide: i128 = match value {
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                i128::from(u)
-            } else if let Some(i) = n.as_i64() {
-                i128::from(i)
-            } else {
-                // serde_json hands out a float for `1.5`, `1e3`, or integer literals beyond
-                // 64 bits.
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() != 0.0 || !f.is_finite() {
-                    return Err(JsonError::at(
-                        path,
-                        format!("{n} is not an integer (expected {})", T::NAME),
-                    ));
-                }
-                if f.abs() > MAX_EXACT_FLOAT {
-                    return Err(out_of_range::<T>(path, &n.to_string(), f < 0.0));
-                }
-                // Exact: the value is integral and at most 2^53 in magnitude.
-                f as i128
-            }
-        }
-        Value::String(s) => {
-            let digits = s.strip_prefix('-').unwrap_or(s);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(JsonError::at(
-                    path,
-                    format!("{} is not an integer (expected {})", quote(s), T::NAME),
-                ));
-            }
-            match s.parse::<i128>() {
-                Ok(wide) => wide,
-                // Only digits, so the only failure left is a value beyond i128.
-                Err(_) => return Err(out_of_range::<T>(path, &quote(s), s.starts_with('-'))),
-            }
-        }
-        other => {
-            return Err(JsonError::at(
-                path,
-                format!(
-                    "expected {} (a number or a decimal string), found {}",
-                    T::NAME,
-                    found(other)
-                ),
-            ));
-        }
-    };
-    T::try_from(wide).map_err(|_| out_of_range::<T>(path, &found(value), wide < 0))
-}
-
-fn out_of_range<T: JsonInteger>(path: &JsonPath<'_>, shown: &str, negative: bool) -> JsonError {
-    let problem = if negative && !T::SIGNED {
-        "is negative"
-    } else if negative {
-        "is too small"
-    } else {
-        "is too large"
-    };
-    JsonError::at(path, format!("{shown} {problem} (expected {})", T::NAME))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1155,15 +823,6 @@ mod tests {
     // ---- errors: each names the path of the offending value ----
 
     #[test]
-    fn invalid_json_reports_line_and_column() {
-        let err = decode_export_request(b"{\"resourceSpans\": [}").expect_err("invalid");
-        assert_eq!(err.path(), None);
-        let message = err.to_string();
-        assert!(message.starts_with("invalid json: "), "{message}");
-        assert!(message.contains("line 1 column 20"), "{message}");
-    }
-
-    #[test]
     fn truncated_json_says_so() {
         let (name, body) = fixtures(OTLP_JSON_FIXTURES).swap_remove(0);
         let message = decode_export_request(&body[..body.len() / 2])
@@ -1433,14 +1092,6 @@ mod tests {
         assert!(
             message.starts_with("invalid json: recursion limit exceeded"),
             "{message}"
-        );
-    }
-
-    #[test]
-    fn byte_order_mark_is_skipped() {
-        assert_eq!(
-            decode_export_request(b"\xEF\xBB\xBF{}"),
-            Ok(ExportTraceServiceRequest::default())
         );
     }
 

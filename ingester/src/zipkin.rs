@@ -42,7 +42,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde_json::{Map, Value};
 
-use super::otlp_json::{
+use crate::json::{
     JsonError, JsonPath, boolean, field, field_or_default, found, integer, list, object,
     parse_json, quote, string,
 };

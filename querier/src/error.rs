@@ -1,4 +1,5 @@
-//! The one error type of `skein-querier`.
+//! The error type of `skein-querier`: what stops the querier role or fails a query in the
+//! engine. The HTTP APIs answer errors with their own types, one per API family.
 
 use std::net::SocketAddr;
 

@@ -1,136 +1,34 @@
 //! # skein-querier
 //!
-//! The read path of Skein. This crate will own every way of getting traces back out:
+//! The read path of Skein: every way of getting traces back out of object storage and the
+//! ingesters, and the HTTP APIs that serve them.
 //!
-//! - **Trace by ID** as a funnel in which each step avoids I/O the next would make
-//!   unnecessary: time hint → block list pruned by time → per-block bloom filter (cached) →
-//!   row group by trace-ID statistics → only that trace's rows, plus the ingesters' live data,
-//!   merged with identical duplicates removed.
-//! - **Search** by service, span name, tags, duration and time range: the tag index on
-//!   compacted blocks, predicate pushdown on fresh blocks, live data from ingesters; results
-//!   newest first with true trace summaries.
-//! - **HTTP APIs**: the Tempo API (so Grafana's Tempo data source works), the Jaeger query
-//!   APIs v1 and v3 (Jaeger UI, Grafana's Jaeger data source) and Skein's own web UI.
+//! - [`engine`] answers queries, independent of any HTTP API: trace by ID ([`lookup`]), search
+//!   and the tag, operation and dependency listings ([`search`]), the downloaded tag indexes of
+//!   compacted blocks ([`tagcache`]) and the client of ingesters in other processes
+//!   ([`remote`]). Every query merges the ingesters' recent data with what the blocks hold.
+//! - `http` serves the engine: the Tempo API (Grafana's Tempo data source), the Jaeger query
+//!   APIs v1 and v3 (Jaeger UI, Grafana's Jaeger data source), the admin API (per-tenant
+//!   overrides), readiness, build info and metrics, and the embedded web UI; each API family
+//!   answers errors in its own shape, and a response that left out an unreachable ingester is
+//!   marked partial. [`run`] binds the API server and the Jaeger server ([`Listeners`]) and
+//!   serves them until shutdown.
+//! - [`QuerierConfig`]: the `[querier]` section of the configuration.
+//! - [`metrics`]: the querier's Prometheus metrics.
+//! - [`Error`]: what stops the querier role or fails a query.
 //!
-//! Modules: [`lookup`] (trace by ID), [`search`] (search and listings, from tag indexes or
-//! block scans), [`tagcache`] (downloaded tag indexes), [`tempo`], [`jaeger`] and
-//! [`jaeger_v3`] (the HTTP APIs), [`remote`] (ingesters in other processes), [`admin`]
-//! (per-tenant overrides), [`api`] (readiness, build info, metrics, errors) and the embedded
-//! web UI.
+//! The engine's modules are also reachable at the crate root (`skein_querier::lookup`, …).
 
-pub mod admin;
-pub mod api;
+#![warn(missing_docs, unreachable_pub)]
+
+mod config;
+pub mod engine;
 mod error;
-pub mod jaeger;
-pub mod jaeger_v3;
-pub mod lookup;
+mod http;
 pub mod metrics;
-pub mod params;
-pub mod remote;
-pub mod search;
-mod server;
-pub mod tagcache;
-pub mod tempo;
-mod ui;
 
-use serde::{Deserialize, Serialize};
-
-pub use api::{ApiError, BuildInfo};
+pub use config::QuerierConfig;
+pub use engine::{lookup, remote, search, tagcache};
 pub use error::{Error, Result};
-pub use server::{Listeners, run};
-
-/// The `[querier]` section of the configuration.
-///
-/// It has no settings yet; caches, concurrency and timeouts come with the query path. The
-/// section is accepted (and unknown keys in it rejected) so that configuration files can
-/// already name it. The addresses the querier serves on are process-wide and live in
-/// `[server]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QuerierConfig {
-    /// How often a tenant's block list is re-read from object storage. Blocks written since
-    /// are found through the ingesters meanwhile, so it must stay below the ingesters'
-    /// `complete_block_timeout`. Default `30s`.
-    #[serde(with = "humantime_serde")]
-    pub block_list_refresh: std::time::Duration,
-    /// Where downloaded tag indexes of compacted blocks are unpacked (a directory per
-    /// process, locked while it runs; unlocked ones left by a crash are removed at start).
-    /// Default `./data/index-cache`.
-    pub index_cache_dir: std::path::PathBuf,
-    /// Most bytes of unpacked tag indexes kept on disk; the least recently used go first.
-    /// Default 1 GiB.
-    pub index_cache_max_bytes: u64,
-    /// Ingesters in other processes whose recent data queries merge in, as `host:port` of
-    /// their internal API (`ingester.internal_listen`). A name that resolves to several
-    /// addresses stands for all of them. Default empty: only an ingester in this process.
-    /// A comma-separated string is accepted too, so that an environment variable
-    /// (`SKEIN_QUERIER__INGESTERS=ingester-1:3201,ingester-2:3201`) can set it.
-    #[serde(deserialize_with = "list_or_commas")]
-    pub ingesters: Vec<String>,
-    /// Longest wait to connect to an ingester (or resolve its name). Default `1s`.
-    #[serde(with = "humantime_serde")]
-    pub ingester_connect_timeout: std::time::Duration,
-    /// Longest wait for an ingester's answer; past it the response is partial. Default `10s`.
-    #[serde(with = "humantime_serde")]
-    pub ingester_timeout: std::time::Duration,
-    /// How long the addresses an `ingesters` name resolved to are used before it is resolved
-    /// again. Default `10s`.
-    #[serde(with = "humantime_serde")]
-    pub ingester_resolve_interval: std::time::Duration,
-    /// Token of the admin API (`/api/admin/...`, per-tenant overrides), sent as
-    /// `Authorization: Bearer <token>`. Empty (the default): the admin API is disabled.
-    pub admin_token: String,
-}
-
-/// A list of strings, or one string of comma-separated items.
-fn list_or_commas<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrCommas {
-        List(Vec<String>),
-        Commas(String),
-    }
-    Ok(match ListOrCommas::deserialize(d)? {
-        ListOrCommas::List(list) => list,
-        ListOrCommas::Commas(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
-}
-
-impl QuerierConfig {
-    /// Clients of the configured remote ingesters; an error names a malformed entry.
-    pub fn remote_ingesters(
-        &self,
-    ) -> std::result::Result<Vec<remote::RemoteIngester>, remote::EntryError> {
-        let options = remote::RemoteOptions {
-            connect_timeout: self.ingester_connect_timeout,
-            request_timeout: self.ingester_timeout,
-            resolve_interval: self.ingester_resolve_interval,
-        };
-        self.ingesters
-            .iter()
-            .map(|entry| remote::RemoteIngester::new(entry, options.clone()))
-            .collect()
-    }
-}
-
-impl Default for QuerierConfig {
-    fn default() -> Self {
-        QuerierConfig {
-            block_list_refresh: std::time::Duration::from_secs(30),
-            index_cache_dir: std::path::PathBuf::from("./data/index-cache"),
-            index_cache_max_bytes: 1 << 30,
-            ingesters: Vec::new(),
-            ingester_connect_timeout: std::time::Duration::from_secs(1),
-            ingester_timeout: std::time::Duration::from_secs(10),
-            ingester_resolve_interval: std::time::Duration::from_secs(10),
-            admin_token: String::new(),
-        }
-    }
-}
+pub use http::api::BuildInfo;
+pub use http::server::{Listeners, run};

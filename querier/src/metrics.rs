@@ -1,6 +1,6 @@
 //! The querier's Prometheus metrics.
 //!
-//! Typed families, created once per process ([`metrics()`]) and added to the process's
+//! Typed families, created once per process (`metrics()`) and added to the process's
 //! registry by [`register`]; `/metrics` on the HTTP API exposes that registry.
 
 use std::sync::LazyLock;

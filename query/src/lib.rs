@@ -7,6 +7,8 @@
 //! - [`recent`]: the querier ↔ ingester contract ([`RecentData`]), the trait an in-process
 //!   ingester implements and the internal HTTP API a remote one serves.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod error;
 pub mod recent;
 pub mod search;

@@ -8,6 +8,8 @@
 //! - [`counting`]: an object store that counts and records every request;
 //! - [`rng`]: the one seeded random number generator everything above uses.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod counting;
 pub mod rng;
 pub mod spans;

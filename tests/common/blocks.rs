@@ -11,8 +11,6 @@
 //!
 //! Part of `common`: `use common::blocks::...`.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -36,53 +34,7 @@ use skein_storage::blocklist::{list_tenant, read_meta};
 use super::otlp::hex;
 use super::{Skein, tail};
 
-/// A tiny deterministic generator (xorshift64*): reproducible runs without a dependency.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        // splitmix64 of the seed, so that nearby seeds give unrelated streams and 0 works.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `lo..hi` (`hi > lo`).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo)
-    }
-
-    /// A duration uniform in `lo..hi`, millisecond resolution.
-    pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(self.range(lo, hi))
-    }
-}
-
-/// The seed of this run: `SKEIN_TEST_SEED` to reproduce one, else the clock. Printed.
-pub fn seed(test: &str) -> u64 {
-    let seed = match std::env::var("SKEIN_TEST_SEED") {
-        Ok(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("SKEIN_TEST_SEED={s:?} is not a u64")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    };
-    eprintln!("{test}: seed {seed} (rerun with SKEIN_TEST_SEED={seed})");
-    seed
-}
+pub use skein_testkit::rng::{Rng, seed};
 
 /// One request: which sender thread sent it, and its number among that sender's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -380,19 +332,18 @@ impl Load {
                     (Arc::clone(&stop), Arc::clone(&phase), Arc::clone(&sent));
                 let (url, tenant, factory) = (url.to_owned(), tenant.to_owned(), factory.clone());
                 std::thread::spawn(move || {
-                    // A new agent per load: pooled connections do not outlive a killed server.
-                    let agent: ureq::Agent = ureq::Agent::config_builder()
-                        .timeout_global(Some(Duration::from_secs(15)))
-                        .http_status_as_error(false)
+                    // A new client per load: pooled connections do not outlive a killed server.
+                    let http = reqwest::blocking::Client::builder()
+                        .timeout(Duration::from_secs(15))
                         .build()
-                        .into();
+                        .expect("build the http client");
                     let mut seq = 0u32;
                     while !stop.load(Ordering::Acquire) {
                         let key = RequestKey { sender, seq };
                         seq += 1;
                         let body = factory.request(key).encode_to_vec();
                         let at_phase = phase.load(Ordering::Acquire);
-                        let outcome = post(&agent, &url, &tenant, &body);
+                        let outcome = post(&http, &url, &tenant, body);
                         let acked = outcome == Outcome::Acked;
                         lock(&sent).push(Sent {
                             key,
@@ -436,12 +387,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn post(agent: &ureq::Agent, url: &str, tenant: &str, body: &[u8]) -> Outcome {
-    let resp = match agent
+fn post(http: &reqwest::blocking::Client, url: &str, tenant: &str, body: Vec<u8>) -> Outcome {
+    let resp = match http
         .post(url)
         .header("Content-Type", "application/x-protobuf")
         .header("X-Scope-OrgID", tenant)
-        .send(body)
+        .body(body)
+        .send()
     {
         Ok(r) => r,
         Err(e) => return Outcome::Unknown(e.to_string()),
@@ -459,8 +411,8 @@ fn post(agent: &ureq::Agent, url: &str, tenant: &str, body: &[u8]) -> Outcome {
     }
     // The status line is only sent once the spans are durable, so 200 is the acknowledgement
     // even if reading the body fails afterwards.
-    let body = resp.into_body().read_to_vec().unwrap_or_default();
-    match ExportTraceServiceResponse::decode(body.as_slice())
+    let body = resp.bytes().unwrap_or_default();
+    match ExportTraceServiceResponse::decode(body)
         .ok()
         .and_then(|r| r.partial_success)
     {
@@ -525,7 +477,7 @@ pub fn read_tenant(storage: &StorageConfig, tenant: &str) -> TenantBlocks {
 
 /// WAL segment files that still hold records (longer than a segment header), with sizes.
 pub fn wal_segments_with_records(wal_dir: &Path) -> Vec<(String, u64)> {
-    const SEGMENT_HEADER_LEN: u64 = 8;
+    use skein_format::wal::SEGMENT_HEADER_LEN;
     let mut out: Vec<(String, u64)> = std::fs::read_dir(wal_dir)
         .unwrap_or_else(|e| panic!("{}: {e}", wal_dir.display()))
         .map(|e| e.expect("wal dir entry"))

@@ -1,9 +1,8 @@
 //! Shared helpers of the end-to-end tests: a real `skein` process on free 127.0.0.1 ports,
 //! with its own data directory, stopped when the test ends.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 pub mod blocks;
+pub mod json_api;
 pub mod otlp;
 
 use std::fs::File;
@@ -13,6 +12,17 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub const SKEIN: &str = env!("CARGO_BIN_EXE_skein");
+
+/// A blocking HTTP client for the tests, without an overall timeout (reqwest's blocking
+/// default is 30 s): a call that needs a bound sets its own with `RequestBuilder::timeout`.
+/// Build one per call, or per thread for a load, so pooled connections do not outlive a
+/// killed server. Not for async code: a blocking client panics inside a tokio runtime.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .expect("build the http client")
+}
 
 /// A port that was free a moment ago.
 pub fn free_port() -> SocketAddr {
@@ -167,6 +177,7 @@ impl Skein {
                 return;
             }
         };
+        let http = client();
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("poll child") {
                 panic!(
@@ -174,7 +185,7 @@ impl Skein {
                     self.log()
                 );
             }
-            if ureq::get(&url).call().is_ok() {
+            if http.get(&url).send().is_ok_and(|r| r.status().is_success()) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -214,28 +225,27 @@ impl Skein {
             "http://{}/internal/v1/traces/{trace_id}",
             self.ports.internal
         );
-        let resp = ureq::get(&url)
+        let resp = client()
+            .get(&url)
             .header("X-Scope-OrgID", tenant)
             .header("Accept", "application/json")
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
+            .send()
             .expect("call the internal api");
         match resp.status().as_u16() {
             404 => None,
-            200 => Some(resp.into_body().read_json().expect("json body")),
+            200 => Some(resp.json().expect("json body")),
             other => panic!("internal api answered {other}"),
         }
     }
 
     /// The Prometheus metrics text.
     pub fn metrics(&self) -> String {
-        ureq::get(&format!("http://{}/metrics", self.ports.internal))
-            .call()
+        client()
+            .get(format!("http://{}/metrics", self.ports.internal))
+            .send()
+            .and_then(reqwest::blocking::Response::error_for_status)
             .expect("metrics")
-            .into_body()
-            .read_to_string()
+            .text()
             .expect("metrics text")
     }
 }

@@ -182,16 +182,14 @@ impl Reply {
 
 /// Posts `body` and returns the reply whatever its status (bounded by a 30 s timeout).
 pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut req = ureq::post(url);
+    let mut req = super::client().post(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let resp = req
-        .config()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .send(body)
+        .timeout(Duration::from_secs(30))
+        .body(body.to_vec())
+        .send()
         .unwrap_or_else(|e| panic!("POST {url}: {e}"));
     let status = resp.status().as_u16();
     let content_type = resp
@@ -205,9 +203,9 @@ pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         .get("retry-after")
         .map(|v| v.to_str().unwrap_or("<not text>").to_owned());
     let body = resp
-        .into_body()
-        .read_to_vec()
-        .unwrap_or_else(|e| panic!("reading the reply of POST {url}: {e}"));
+        .bytes()
+        .unwrap_or_else(|e| panic!("reading the reply of POST {url}: {e}"))
+        .to_vec();
     Reply {
         status,
         content_type,

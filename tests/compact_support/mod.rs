@@ -1,8 +1,6 @@
 //! Helpers of the compaction end-to-end tests: blocks written straight into a local bucket,
 //! and what the bucket holds afterwards.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -18,7 +18,8 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
-/// Column names.
+/// Column names. Each column is specified in `docs/block-format.md` ("Parquet schema").
+#[allow(missing_docs)]
 pub mod col {
     pub const TRACE_ID: &str = "trace_id";
     pub const TRACE_START: &str = "trace_start";
@@ -54,7 +55,9 @@ pub mod col {
     pub const SCOPE_SCHEMA_URL: &str = "scope_schema_url";
 }
 
-/// Fields of one entry of a generic attribute list.
+/// Fields of one entry of a generic attribute list (`docs/block-format.md`, "Generic
+/// attributes").
+#[allow(missing_docs)]
 pub mod attr {
     pub const KEY: &str = "key";
     pub const TYPE: &str = "type";
