@@ -1,8 +1,6 @@
 //! Helpers shared by the compactor's tests: datasets with split traces and duplicates, a
 //! reader of everything a tenant's visible blocks hold, and a store that "crashes".
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
