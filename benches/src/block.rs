@@ -123,11 +123,7 @@ fn write(args: &BlockArgs, tenant: &TenantId) -> anyhow::Result<()> {
 
 /// Trace-by-ID lookups on local disk.
 fn lookup(args: &BlockArgs, tenant: &TenantId) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = crate::measure::runtime(Some(2))?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let store = StorageConfig::Local {
         path: dir.path().to_path_buf(),

@@ -272,10 +272,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         let rps = args.rate as f64 / spans_per_payload;
         Duration::from_secs_f64(args.concurrency as f64 / rps.max(0.001))
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::measure::runtime(Some(2))?;
     runtime.block_on(async {
         let channel = match args.protocol {
             Protocol::Grpc => Some(

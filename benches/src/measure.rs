@@ -49,6 +49,18 @@ pub fn cpu_secs() -> f64 {
     ticks as f64 / 100.0
 }
 
+/// The async runtime a benchmark runs on: `workers` worker threads, or one per core.
+pub fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    anyhow::Context::context(
+        builder.enable_all().build(),
+        "cannot start the async runtime",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,11 +155,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.blocks == 0 || args.spans < args.blocks as u64 {
         bail!("--spans must be at least --blocks, and --blocks at least 1");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(bench(args))
+    crate::measure::runtime(None)?.block_on(bench(args))
 }
 
 async fn bench(args: QueryArgs) -> anyhow::Result<()> {

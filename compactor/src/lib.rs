@@ -144,23 +144,19 @@ impl Compactor {
         if let Some(current) = m.index_is_current() {
             return Ok(!current);
         }
-        let known = |ids: &HashSet<BlockId>| ids.contains(&m.block_id);
-        if known(
-            &self
-                .current_indexes
+        let checked = || {
+            self.current_indexes
                 .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        ) {
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if checked().contains(&m.block_id) {
             return Ok(false);
         }
         let path = skein_format::layout::block_object(tenant, m.block_id, names::INDEX);
         let header = self.store.get_range(&path, 0..8).await?;
         let stale = IndexLayout::of_bundle(&header) != Some(IndexLayout::current());
         if !stale {
-            self.current_indexes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(m.block_id);
+            checked().insert(m.block_id);
         }
         Ok(stale)
     }

@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use skein_format::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -85,18 +84,6 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error
     TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { what, addr, source })
-}
-
-/// Opens the WAL and runs the ingester until `shutdown` is cancelled.
-pub async fn run(
-    config: IngesterConfig,
-    store: Store,
-    shutdown: CancellationToken,
-) -> Result<(), Error> {
-    let ingester = Ingester::open(config, store).await?;
-    let mut registry = Registry::default();
-    metrics::register(&mut registry);
-    serve(ingester, Arc::new(registry), shutdown).await
 }
 
 /// Runs the receivers, the internal API and the background cutting and flushing of an open
