@@ -1,7 +1,8 @@
 //! The layering of `docs/architecture.md`, checked on the real manifests.
 //!
 //! - Shared crates form the bottom: `skein-format` depends on no workspace crate;
-//!   `skein-storage` and `skein-query` depend on `skein-format` only.
+//!   `skein-storage` and `skein-traceql` depend on `skein-format` only, `skein-query` on
+//!   those two.
 //! - Each role (`skein-ingester`, `skein-querier`, `skein-compactor`) depends on shared crates
 //!   only, never on another role.
 //! - `skein-testkit` is test support: shared crates below it, and every other crate takes it
@@ -15,9 +16,10 @@ use std::process::Command;
 
 const FORMAT: &str = "skein-format";
 const STORAGE: &str = "skein-storage";
+const TRACEQL: &str = "skein-traceql";
 const QUERY: &str = "skein-query";
 const TESTKIT: &str = "skein-testkit";
-const SHARED: [&str; 3] = [FORMAT, STORAGE, QUERY];
+const SHARED: [&str; 4] = [FORMAT, STORAGE, TRACEQL, QUERY];
 const ROLES: [&str; 3] = ["skein-ingester", "skein-querier", "skein-compactor"];
 const BINARY: &str = "skein";
 const BENCH: &str = "skein-bench";
@@ -79,10 +81,13 @@ fn allowed_normal(name: &str) -> Option<BTreeSet<&'static str>> {
     let set = |items: &[&'static str]| Some(items.iter().copied().collect());
     match name {
         FORMAT => set(&[]),
-        STORAGE | QUERY => set(&[FORMAT]),
+        STORAGE | TRACEQL => set(&[FORMAT]),
+        QUERY => set(&[FORMAT, TRACEQL]),
         TESTKIT => set(&SHARED),
         n if ROLES.contains(&n) => set(&SHARED),
-        BINARY => set(&[FORMAT, STORAGE, QUERY, ROLES[0], ROLES[1], ROLES[2]]),
+        BINARY => set(&[
+            FORMAT, STORAGE, TRACEQL, QUERY, ROLES[0], ROLES[1], ROLES[2],
+        ]),
         BENCH => None,
         _ => set(&SHARED),
     }

@@ -552,8 +552,9 @@ fn web_ui_in_headless_chromium() {
     }
 }
 
-/// The UI's pure modules (span tree, critical path, warnings; parsing and formatting) under
-/// node's test runner.
+/// The UI's pure modules (span tree, critical path, warnings; parsing and formatting; TraceQL
+/// quoting, the form's query, error positions and autocomplete contexts) under node's test
+/// runner.
 #[test]
 fn web_ui_unit_tests() {
     if tools().is_none() {
@@ -565,6 +566,7 @@ fn web_ui_unit_tests() {
         .arg("--test")
         .arg(root.join("tests/ui/model.test.mjs"))
         .arg(root.join("tests/ui/util.test.mjs"))
+        .arg(root.join("tests/ui/traceql.test.mjs"))
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("start {node}: {e}"));

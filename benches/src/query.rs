@@ -32,7 +32,7 @@ use skein_format::block::{EncodedBlock, WriteOptions, encode_block};
 use skein_format::layout::{block_object, names};
 use skein_format::{BlockMeta, BlockWriter, Store, TenantId, TraceId};
 use skein_querier::lookup::TraceLookup;
-use skein_query::search::{Semantics, TraceQuery};
+use skein_query::{Search, WindowOn};
 use skein_storage::S3Config;
 use skein_storage::blocklist::{delete_block, list_tenant};
 use skein_storage::{BlockList, StorageConfig};
@@ -655,11 +655,16 @@ enum Kind {
     SearchServiceDuration,
     SearchServiceTag,
     SearchTag,
+    SearchServiceError,
+    SearchStructural,
+    SearchStructuralNegated,
+    SearchPipeline,
     TagValues,
+    TagValuesNarrowed,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 14] = [
         Kind::IdHit,
         Kind::IdHitHint,
         Kind::IdMiss,
@@ -668,7 +673,12 @@ impl Kind {
         Kind::SearchServiceDuration,
         Kind::SearchServiceTag,
         Kind::SearchTag,
+        Kind::SearchServiceError,
+        Kind::SearchStructural,
+        Kind::SearchStructuralNegated,
+        Kind::SearchPipeline,
         Kind::TagValues,
+        Kind::TagValuesNarrowed,
     ];
 
     fn label(self) -> &'static str {
@@ -677,11 +687,16 @@ impl Kind {
             Kind::IdHitHint => "trace by ID, hit, hint ±1 h",
             Kind::IdMiss => "trace by ID, miss, no hint",
             Kind::IdMissHint => "trace by ID, miss, hint ±1 h",
-            Kind::SearchService => "search service, last 1 h",
-            Kind::SearchServiceDuration => "search service + dur≥100ms, 1 h",
-            Kind::SearchServiceTag => "search service + http.route, 1 h",
-            Kind::SearchTag => "search http.route, last 1 h",
+            Kind::SearchService => "{service}, last 1 h",
+            Kind::SearchServiceDuration => "{service && duration>100ms}, 1 h",
+            Kind::SearchServiceTag => "{service && http.route}, 1 h",
+            Kind::SearchTag => "{http.route}, last 1 h",
+            Kind::SearchServiceError => "{service && status=error}, 1 h",
+            Kind::SearchStructural => "{frontend} >> {service}, 1 h",
+            Kind::SearchStructuralNegated => "{server} !> {client && error}, 1h",
+            Kind::SearchPipeline => "{service} | count() > 3, 1 h",
             Kind::TagValues => "tag values http.route, last 1 h",
+            Kind::TagValuesNarrowed => "http.route values, q={service}, 1h",
         }
     }
 }
@@ -746,21 +761,14 @@ impl Bench {
                 .unwrap_or_default()
         };
         let hint = |t: u64| Some((t.saturating_sub(HOUR_NANOS), t + HOUR_NANOS));
-        let search = |service: Option<String>, tag: Option<String>, min: Option<u64>| {
-            let (start, end) = self.last_hour();
-            TraceQuery {
-                start_unix_nano: Some(start),
-                end_unix_nano: Some(end),
-                service_name: service,
-                tags: tag
-                    .map(|r| ("http.route".to_owned(), r))
-                    .into_iter()
-                    .collect(),
-                min_duration_nanos: min,
-                semantics: Semantics::Trace,
-                limit: 20,
-                ..Default::default()
-            }
+        // TraceQL as Grafana's search builder writes it (the editor's structural and pipeline
+        // forms below), over the last hour, 20 traces, 3 spans per spanset.
+        let search = |q: String| -> anyhow::Result<Search> {
+            let mut s = Search::new(skein_traceql::parse(&q)?);
+            s.window = Some(self.last_hour());
+            s.window_on = WindowOn::Trace;
+            s.limit = 20;
+            Ok(s)
         };
         match kind {
             Kind::IdHit | Kind::IdHitHint => {
@@ -793,20 +801,73 @@ impl Bench {
             Kind::SearchService
             | Kind::SearchServiceDuration
             | Kind::SearchServiceTag
-            | Kind::SearchTag => {
+            | Kind::SearchTag
+            | Kind::SearchServiceError
+            | Kind::SearchStructural
+            | Kind::SearchStructuralNegated
+            | Kind::SearchPipeline => {
                 let service = pick(rng, &m.services);
                 let route = pick(rng, &m.routes);
                 let q = match kind {
-                    Kind::SearchService => search(Some(service), None, None),
-                    Kind::SearchServiceDuration => search(Some(service), None, Some(100_000_000)),
-                    Kind::SearchServiceTag => search(Some(service), Some(route), None),
-                    _ => search(None, Some(route), None),
+                    Kind::SearchService => format!("{{resource.service.name=\"{service}\"}}"),
+                    Kind::SearchServiceDuration => {
+                        format!("{{resource.service.name=\"{service}\" && duration>100ms}}")
+                    }
+                    Kind::SearchServiceTag => format!(
+                        "{{resource.service.name=\"{service}\" && span.http.route=\"{route}\"}}"
+                    ),
+                    Kind::SearchTag => format!("{{span.http.route=\"{route}\"}}"),
+                    Kind::SearchServiceError => {
+                        format!("{{resource.service.name=\"{service}\" && status=error}}")
+                    }
+                    Kind::SearchStructural => format!(
+                        "{{resource.service.name=\"frontend\"}} >> {{resource.service.name=\"{service}\"}}"
+                    ),
+                    Kind::SearchStructuralNegated => {
+                        "{kind=server} !> {kind=client && status=error}".to_owned()
+                    }
+                    _ => format!("{{resource.service.name=\"{service}\"}} | count() > 3"),
                 };
-                let (result, (elapsed, counts)) =
-                    self.measure(lookup.search(&self.tenant, &q)).await;
+                let search = search(q)?;
+                let (result, (elapsed, counts)) = self
+                    .measure(lookup.search_traceql(&self.tenant, &search))
+                    .await;
                 let r = result?;
                 let n = r.traces.len() as u64;
                 Ok(Query::new(elapsed, counts, n, r.read_traces, n > 0))
+            }
+            Kind::TagValuesNarrowed => {
+                // What the tag-value drop-down does with a query: the routes of the spans
+                // that `{service}` matches in the newest 1,000 matching traces of the hour.
+                let service = pick(rng, &m.services);
+                let mut s = search(format!("{{resource.service.name=\"{service}\"}}"))?;
+                s.limit = 1_000;
+                let (result, (elapsed, counts)) = self
+                    .measure(async {
+                        let r = lookup.search_traceql(&self.tenant, &s).await?;
+                        let mut routes = BTreeSet::new();
+                        for m in &r.matched {
+                            for set in &m.spansets {
+                                for &i in &set.spans {
+                                    let attrs = &m.spans[i].span.attributes;
+                                    routes.extend(
+                                        attrs.iter().filter(|kv| kv.key == "http.route").map(
+                                            |kv| {
+                                                kv.value
+                                                    .as_ref()
+                                                    .map(skein_format::model::value_string)
+                                                    .unwrap_or_default()
+                                            },
+                                        ),
+                                    );
+                                }
+                            }
+                        }
+                        Ok::<_, skein_querier::Error>((routes.len() as u64, r.read_traces))
+                    })
+                    .await;
+                let (n, read) = result?;
+                Ok(Query::new(elapsed, counts, n, read, n > 0))
             }
             Kind::TagValues => {
                 let window = self.last_hour();

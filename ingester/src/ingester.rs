@@ -15,15 +15,14 @@ use skein_format::block::{WriteOptions, encode_block};
 use skein_format::layout::{block_object, names};
 use skein_format::model::{spans_from_otlp, spans_to_otlp};
 use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use skein_format::summary::TraceSummary;
 use skein_format::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
+use skein_query::recent::Candidates;
 use skein_query::recent::RecentData;
-use skein_query::search::TraceQuery;
 use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{IngesterConfig, TenantLimits};
-use crate::live::{Chunk, ChunkMap, SegmentCounts, TenantState, TraceMap, decode};
+use crate::live::{Chunk, ChunkMap, SegmentCounts, TenantState, decode};
 use crate::validate::{Refusal, Refusals, Validated, validate};
 use crate::wal::{Wal, WalError, WalOptions};
 
@@ -714,24 +713,6 @@ impl Ingester {
     }
 }
 
-fn newest_first(traces: TraceMap, query: &TraceQuery) -> Vec<Vec<SpanRecord>> {
-    let mut matched: Vec<(u64, TraceId, Vec<SpanRecord>)> = traces
-        .into_iter()
-        .filter(|(_, spans)| query.matches(spans))
-        .map(|(id, spans)| {
-            let start = TraceSummary::from_spans(&spans)
-                .map(|s| s.start_unix_nano)
-                .unwrap_or(0);
-            (start, id, spans)
-        })
-        .collect();
-    matched.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    if query.limit > 0 {
-        matched.truncate(query.limit);
-    }
-    matched.into_iter().map(|(_, _, s)| s).collect()
-}
-
 impl Ingester {
     /// The result of reading one of this ingester's flushed blocks, or nothing when the read
     /// failed because the block is gone: a compactor replaced it and deleted it after the
@@ -767,34 +748,64 @@ impl RecentData for Ingester {
         tenant: &TenantId,
         id: &TraceId,
     ) -> skein_query::Result<Vec<SpanRecord>> {
+        let mut found = self.find_traces(tenant, std::slice::from_ref(id)).await?;
+        Ok(found.remove(id).unwrap_or_default())
+    }
+
+    async fn find_traces(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+    ) -> skein_query::Result<std::collections::HashMap<TraceId, Vec<SpanRecord>>> {
         let state = lock(&self.tenants).get(tenant).cloned();
         let Some(state) = state else {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         };
         let (chunks, flushed) = {
             let st = lock(&state);
-            (st.trace_chunks(id), st.flushed_blocks())
+            let mut chunks = crate::live::ChunkMap::new();
+            for id in ids {
+                chunks.extend(st.trace_chunks(id));
+            }
+            (chunks, st.flushed_blocks())
         };
         // Decoded outside the lock, on a blocking thread: receivers keep going meanwhile.
-        let want = *id;
-        let mut spans =
-            tokio::task::spawn_blocking(move || decode(&chunks).remove(&want).unwrap_or_default())
-                .await
-                .map_err(skein_format::Error::from)?;
+        let mut found = tokio::task::spawn_blocking(move || decode(&chunks))
+            .await
+            .map_err(skein_format::Error::from)?;
         for meta in flushed {
-            let found = BlockReader::open(self.store.clone(), meta.clone())
-                .find_trace(id)
-                .await;
-            spans.extend(self.unless_retired(&meta, found).await?);
+            let reader = BlockReader::open(self.store.clone(), meta.clone());
+            let mut wanted = Vec::new();
+            for id in ids {
+                let in_range = meta.row_groups.iter().any(|rg| rg.may_contain(id));
+                if in_range
+                    && self
+                        .unless_retired(&meta, reader.bloom_may_contain(id).await)
+                        .await?
+                {
+                    wanted.push(*id);
+                }
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            let read = reader.find_traces_unchecked(&wanted).await;
+            for (id, spans) in self.unless_retired(&meta, read).await? {
+                found.entry(id).or_default().extend(spans);
+            }
         }
-        Ok(spans)
+        found.retain(|_, spans| !spans.is_empty());
+        Ok(found)
     }
 
     async fn search(
         &self,
         tenant: &TenantId,
-        query: &TraceQuery,
+        request: &Candidates,
     ) -> skein_query::Result<Vec<Vec<SpanRecord>>> {
+        let filter = request
+            .parse_filter()
+            .map_err(|e| skein_query::Error::Unavailable(format!("bad search filter: {e}")))?;
         let state = lock(&self.tenants).get(tenant).cloned();
         let Some(state) = state else {
             return Ok(Vec::new());
@@ -807,9 +818,11 @@ impl RecentData for Ingester {
         let mut traces = tokio::task::spawn_blocking(move || decode(&chunks))
             .await
             .map_err(skein_format::Error::from)?;
+        // Block scans can select by span start only: Tempo's window (overlap) reads all.
+        let by_start = request.window().filter(|_| request.by_start);
         let window = ScanFilter {
-            start_unix_nano: query.start_unix_nano,
-            end_unix_nano: query.end_unix_nano,
+            start_unix_nano: by_start.map(|w| w.0),
+            end_unix_nano: by_start.map(|w| w.1),
             whole_traces: true,
             ..Default::default()
         };
@@ -825,6 +838,12 @@ impl RecentData for Ingester {
                 }
             }
         }
-        Ok(newest_first(traces, query))
+        // Judged on a blocking thread: a filter may hold regular expressions over many spans.
+        let request = request.clone();
+        let selected =
+            tokio::task::spawn_blocking(move || request.select(&filter, traces.into_values()))
+                .await
+                .map_err(skein_format::Error::from)?;
+        Ok(selected)
     }
 }

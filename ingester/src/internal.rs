@@ -13,8 +13,7 @@ use prost::Message;
 use skein_format::model::spans_to_otlp;
 use skein_format::otlp::trace::v1::TracesData;
 use skein_format::{TenantId, TraceId};
-use skein_query::recent::{RecentData, SearchRequest, TENANT_HEADER, encode_traces, paths};
-use skein_query::search::TraceQuery;
+use skein_query::recent::{Candidates, RecentData, TENANT_HEADER, encode_traces, paths};
 
 use crate::ingester::Ingester;
 
@@ -59,7 +58,7 @@ async fn search(
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let request: SearchRequest = match serde_json::from_slice(&body) {
+    let request: Candidates = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return json_error(
@@ -68,8 +67,16 @@ async fn search(
             );
         }
     };
-    let query = TraceQuery::from(request);
-    match ingester.search(&tenant, &query).await {
+    if let Err(e) = request.parse_filter() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "the search filter {:?} is not valid TraceQL: {e}",
+                request.filter
+            ),
+        );
+    }
+    match ingester.search(&tenant, &request).await {
         Ok(traces) => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],
             encode_traces(traces),
@@ -191,10 +198,29 @@ mod tests {
         let (_, body) = search_call(app.clone(), "team-b", "{}").await;
         assert!(decode_traces(&body, "test").unwrap().is_empty());
 
-        let (status, body) = search_call(app.clone(), "team-a", r#"{"service_name": 3}"#).await;
+        let (status, body) = search_call(app.clone(), "team-a", r#"{"filter": 3}"#).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let message = String::from_utf8_lossy(&body);
         assert!(message.contains("expected a string"), "{message}");
+        let (status, body) =
+            search_call(app.clone(), "team-a", r#"{"filter": "{ name = }"}"#).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let message = String::from_utf8_lossy(&body);
+        assert!(message.contains("col 10"), "{message}");
+        let (_, body) = search_call(
+            app.clone(),
+            "team-a",
+            r#"{"filter": "{ resource.service.name = \"frontend\" }"}"#,
+        )
+        .await;
+        assert_eq!(decode_traces(&body, "test").unwrap().len(), 3);
+        let (_, body) = search_call(
+            app.clone(),
+            "team-a",
+            r#"{"filter": "{ name = \"nothing\" }"}"#,
+        )
+        .await;
+        assert!(decode_traces(&body, "test").unwrap().is_empty());
         let (status, _) = search_call(app, "team a!", "{}").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }

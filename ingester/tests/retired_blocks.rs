@@ -10,8 +10,8 @@ use skein_format::TenantId;
 use skein_format::model::spans_to_otlp;
 use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_ingester::{Ingester, IngesterConfig};
+use skein_query::recent::Candidates;
 use skein_query::recent::RecentData;
-use skein_query::search::TraceQuery;
 use skein_storage::StorageConfig;
 use skein_storage::blocklist::{delete_block, list_tenant};
 use skein_testkit::synth::TraceGenerator;
@@ -60,10 +60,7 @@ async fn a_deleted_flushed_block_is_left_out_not_an_error() {
     delete_block(&store, &tenant, blocks[0]).await.unwrap();
 
     assert!(ingester.find_trace(&tenant, &id).await.unwrap().is_empty());
-    let everything = TraceQuery {
-        limit: 0,
-        ..Default::default()
-    };
+    let everything = Candidates::default();
     assert!(
         ingester
             .search(&tenant, &everything)

@@ -41,6 +41,11 @@ pub struct QuerierConfig {
     /// again. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub ingester_resolve_interval: std::time::Duration,
+    /// The window of a tag-name or tag-value listing that names no `start` and `end`: that
+    /// long before now. Default `1h` (Grafana's drop-downs ask without a window; the whole
+    /// retention would be slow and mostly stale).
+    #[serde(with = "humantime_serde")]
+    pub tag_lookback: std::time::Duration,
     /// Token of the admin API (`/api/admin/...`, per-tenant overrides), sent as
     /// `Authorization: Bearer <token>`. Empty (the default): the admin API is disabled.
     pub admin_token: String,
@@ -93,6 +98,7 @@ impl Default for QuerierConfig {
             ingesters: Vec::new(),
             ingester_connect_timeout: std::time::Duration::from_secs(1),
             ingester_timeout: std::time::Duration::from_secs(10),
+            tag_lookback: std::time::Duration::from_secs(3600),
             ingester_resolve_interval: std::time::Duration::from_secs(10),
             admin_token: String::new(),
         }

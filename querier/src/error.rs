@@ -37,6 +37,9 @@ pub enum Error {
     /// Asking an ingester failed.
     #[error(transparent)]
     Query(#[from] skein_query::Error),
+    /// The query is not valid (a legacy search too large for TraceQL): the user's to fix.
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 /// Result alias for the querier.

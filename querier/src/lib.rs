@@ -28,7 +28,7 @@ mod http;
 pub mod metrics;
 
 pub use config::QuerierConfig;
-pub use engine::{lookup, remote, search, tagcache};
+pub use engine::{listings, lookup, remote, search, tagcache};
 pub use error::{Error, Result};
 pub use http::api::BuildInfo;
 pub use http::server::{Listeners, run};

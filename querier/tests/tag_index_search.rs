@@ -1,7 +1,9 @@
 //! Search, tag and tag-value listings and operations give the same answers whether blocks
 //! have a tag index or are scanned, over random data (traces split across blocks, errors,
-//! overlapping block time ranges) and random queries of both semantics; and both agree with
-//! a brute-force evaluation over every whole trace.
+//! overlapping block time ranges) and random queries (legacy searches of both semantics, and
+//! random TraceQL with structural operators and pipelines); and both agree with a brute-force
+//! evaluation over every whole trace. The legacy searches' TraceQL translation keeps their
+//! meaning.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,10 +14,11 @@ use skein_format::model::value_string;
 use skein_format::otlp::common::v1::KeyValue;
 use skein_format::summary::TraceSummary;
 use skein_format::{BlockMeta, BlockWriter, SpanRecord, TenantId};
+use skein_querier::listings::TagScope;
 use skein_querier::lookup::TraceLookup;
-use skein_querier::search::TagScope;
 use skein_querier::tagcache::TagIndexCache;
-use skein_query::search::{Semantics, TraceQuery, span_has_tag};
+use skein_query::Search;
+use skein_query::search::{Semantics, TraceQuery};
 use skein_storage::{BlockList, StorageConfig};
 use skein_testkit::synth::{Rng, TraceGenerator};
 
@@ -102,40 +105,15 @@ fn block_range(spans: &[SpanRecord]) -> (u64, u64) {
     )
 }
 
-/// The answer by definition: matching traces that have a span satisfying the span-level
-/// filters in a block overlapping the window, newest first, at most `limit`.
-fn brute_force(data: &Dataset, q: &TraceQuery) -> Vec<TraceSummary> {
-    let (lo, hi) = (
-        q.start_unix_nano.unwrap_or(0),
-        q.end_unix_nano.unwrap_or(u64::MAX),
-    );
-    let overlapping: Vec<bool> = data
-        .blocks
-        .iter()
-        .map(|b| {
-            let (s, e) = block_range(b);
-            s <= hi && e >= lo
-        })
-        .collect();
+/// The answer by definition: the traces on whose spans (in the window) the query yields a
+/// spanset, newest first, at most `limit`.
+fn brute_force(data: &Dataset, search: &Search) -> Vec<TraceSummary> {
     let mut out: Vec<TraceSummary> = Vec::new();
     for (spans, _) in whole_traces(data).values() {
-        if !q.matches(spans) {
-            continue;
-        }
-        // The span-level filters must hold on a span of a block in the window.
-        let reachable = data.blocks.iter().enumerate().any(|(b, bs)| {
-            overlapping[b]
-                && bs.iter().any(|s| {
-                    s.span.trace_id == spans[0].span.trace_id
-                        && q.service_name
-                            .as_deref()
-                            .is_none_or(|w| s.service_name() == w)
-                        && q.span_name.as_deref().is_none_or(|w| s.span.name == w)
-                        && q.tags.iter().all(|(k, v)| span_has_tag(s, k, v))
-                })
-        });
-        if reachable {
-            out.push(TraceSummary::from_spans(spans).unwrap());
+        let mut spans = spans.clone();
+        spans.sort_by_key(|s| s.span.start_time_unix_nano);
+        if search.decide(&spans).is_some() {
+            out.push(TraceSummary::from_spans(&spans).unwrap());
         }
     }
     out.sort_by(|a, b| {
@@ -143,8 +121,8 @@ fn brute_force(data: &Dataset, q: &TraceQuery) -> Vec<TraceSummary> {
             .cmp(&a.start_unix_nano)
             .then(a.trace_id.cmp(&b.trace_id))
     });
-    if q.limit > 0 {
-        out.truncate(q.limit);
+    if search.limit > 0 {
+        out.truncate(search.limit);
     }
     out
 }
@@ -230,26 +208,39 @@ async fn indexed_and_scanned_blocks_answer_alike() {
         let tags = tags_of(&data);
         let mut rng = Rng::new(seed * 31);
         let (mut nonempty, mut from_index) = (0, 0);
-        for round in 0..120 {
-            let q = random_query(&mut rng, &data, &tags);
-            let a = scanned.search(&tenant, &q).await.unwrap();
-            let b = indexed.search(&tenant, &q).await.unwrap();
+        for round in 0..200 {
+            let (search, what) = if round % 2 == 0 {
+                let q = random_query(&mut rng, &data, &tags);
+                (q.to_search().unwrap(), format!("{q:?} as {}", q.traceql()))
+            } else {
+                let text = skein_testkit::traceql::random_query(&mut rng);
+                let mut search = Search::new(skein_traceql::parse(&text).unwrap());
+                search.limit = [0, 1, 5, 20][rng.below(4) as usize];
+                if rng.chance(0.3) {
+                    let (lo, hi) =
+                        block_range(&data.blocks[rng.below(data.blocks.len() as u64) as usize]);
+                    search.window = Some((lo, hi));
+                }
+                (search, text)
+            };
+            let a = scanned.search_traceql(&tenant, &search).await.unwrap();
+            let b = indexed.search_traceql(&tenant, &search).await.unwrap();
             // The indexed copy really answers from its indexes (a broken index would quietly
             // fall back to scanning and give the same answers).
             assert_eq!(a.indexed_blocks, 0);
             from_index += b.indexed_blocks;
             let (a, b) = (a.traces, b.traces);
-            let want = brute_force(&data, &q);
-            assert_eq!(a, want, "scan, seed {seed} round {round}: {q:?}");
-            assert_eq!(b, want, "index, seed {seed} round {round}: {q:?}");
+            let want = brute_force(&data, &search);
+            assert_eq!(a, want, "scan, seed {seed} round {round}: {what}");
+            assert_eq!(b, want, "index, seed {seed} round {round}: {what}");
             nonempty += usize::from(!want.is_empty());
         }
         assert!(
-            nonempty > 40,
-            "only {nonempty} of 120 queries matched anything"
+            nonempty > 60,
+            "only {nonempty} of 200 queries matched anything"
         );
         assert!(
-            from_index > 120,
+            from_index > 200,
             "only {from_index} blocks were answered from an index"
         );
 
@@ -288,5 +279,37 @@ async fn indexed_and_scanned_blocks_answer_alike() {
             assert!(!calls.is_empty());
             assert_eq!(calls, indexed.service_calls(&tenant, window).await.unwrap());
         }
+    }
+}
+
+/// The TraceQL translation of a legacy search means what the legacy search meant, on whole
+/// traces (the window aside: a legacy Tempo search's window is on the whole trace, a
+/// translated one on the spans it looks at, which agree for traces wholly inside or outside).
+#[test]
+fn legacy_searches_mean_the_same_as_traceql() {
+    for seed in [5u64, 17] {
+        let data = dataset(seed);
+        let tags = tags_of(&data);
+        let traces = whole_traces(&data);
+        let mut rng = Rng::new(seed);
+        let mut matched = 0;
+        for round in 0..300 {
+            let mut q = random_query(&mut rng, &data, &tags);
+            if q.semantics == Semantics::Trace {
+                (q.start_unix_nano, q.end_unix_nano) = (None, None);
+            }
+            let search = q.to_search().unwrap();
+            for (spans, _) in traces.values() {
+                let legacy = q.matches(spans);
+                assert_eq!(
+                    search.decide(spans).is_some(),
+                    legacy,
+                    "seed {seed} round {round}: {q:?} as {}",
+                    q.traceql()
+                );
+                matched += usize::from(legacy);
+            }
+        }
+        assert!(matched > 100, "only {matched} matches");
     }
 }

@@ -14,7 +14,7 @@ use skein_format::otlp::trace::v1::TracesData;
 use skein_format::{SpanRecord, TenantId, TraceId};
 
 use crate::error::Result;
-use crate::search::{Semantics, TraceQuery};
+use crate::plan::{Search, WindowOn, in_window};
 
 /// Recent (live, cut but not yet visible) spans held by an ingester.
 #[async_trait]
@@ -22,9 +22,28 @@ pub trait RecentData: Send + Sync + std::fmt::Debug {
     /// Every span of trace `id` that this ingester holds for `tenant`.
     async fn find_trace(&self, tenant: &TenantId, id: &TraceId) -> Result<Vec<SpanRecord>>;
 
-    /// The traces (all spans this ingester holds of each) that match `query`, newest first,
-    /// at most `query.limit` (0: no limit).
-    async fn search(&self, tenant: &TenantId, query: &TraceQuery) -> Result<Vec<Vec<SpanRecord>>>;
+    /// Every span of each trace of `ids` this ingester holds (traces it lacks are absent):
+    /// for a search, which completes many candidates at once. By default one
+    /// [`find_trace`](Self::find_trace) per ID.
+    async fn find_traces(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+    ) -> Result<std::collections::HashMap<TraceId, Vec<SpanRecord>>> {
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            let spans = self.find_trace(tenant, id).await?;
+            if !spans.is_empty() {
+                out.insert(*id, spans);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The traces (all spans this ingester holds of each) that are candidates of `request`,
+    /// newest first, at most `request.limit` (0: no limit). See [`Candidates::select`].
+    async fn search(&self, tenant: &TenantId, request: &Candidates)
+    -> Result<Vec<Vec<SpanRecord>>>;
 }
 
 /// Paths of the ingester's internal HTTP API (served on `ingester.internal_listen`).
@@ -32,7 +51,7 @@ pub mod paths {
     /// `GET`: one trace as an OTLP protobuf `TracesData` body (404 when absent). Tenant in
     /// `X-Scope-OrgID`.
     pub const TRACE_BY_ID: &str = "/internal/v1/traces/{trace_id}";
-    /// `POST`: a search. The body is a [`SearchRequest`](super::SearchRequest) as JSON; the
+    /// `POST`: a search. The body is a [`Candidates`](super::Candidates) as JSON; the
     /// answer is the matching traces as [`encode_traces`](super::encode_traces) writes them
     /// (`application/x-protobuf`), newest first. Tenant in `X-Scope-OrgID`; 400 with a JSON
     /// `{"error": ...}` for a request that does not parse.
@@ -46,83 +65,120 @@ pub mod paths {
 /// The header naming the tenant, as in Tempo, Mimir and Loki.
 pub const TENANT_HEADER: &str = "X-Scope-OrgID";
 
-/// The body of a [`paths::SEARCH`] request: the fields of a [`TraceQuery`], as JSON. Missing
-/// fields take the value that matches everything.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// A search request to an ingester (the body of [`paths::SEARCH`], as JSON): the traces it
+/// holds with a span that satisfies `filter`. Missing fields take the value that matches
+/// everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SearchRequest {
-    /// [`TraceQuery::start_unix_nano`].
+pub struct Candidates {
+    /// A TraceQL spanset filter judged on each span alone (see
+    /// [`Search::candidate_filter`]); `{}` for every span.
+    pub filter: String,
+    /// Earliest time of interest, ns since the epoch (inclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_unix_nano: Option<u64>,
-    /// [`TraceQuery::end_unix_nano`].
+    /// Latest time of interest (inclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_unix_nano: Option<u64>,
-    /// [`TraceQuery::service_name`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_name: Option<String>,
-    /// [`TraceQuery::span_name`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub span_name: Option<String>,
-    /// [`TraceQuery::tags`], as `[key, value]` pairs.
-    pub tags: Vec<(String, String)>,
-    /// [`TraceQuery::min_duration_nanos`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_duration_nanos: Option<u64>,
-    /// [`TraceQuery::max_duration_nanos`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_duration_nanos: Option<u64>,
-    /// `"span"` (Jaeger, the default) or `"trace"` (Tempo): [`TraceQuery::semantics`].
-    pub semantics: WireSemantics,
-    /// [`TraceQuery::limit`]; 0 is no limit.
+    /// How the window selects spans: when set, a satisfying span must start in it (Jaeger's
+    /// semantics, and tag listings); otherwise it must overlap it (Tempo's).
+    pub by_start: bool,
+    /// Most traces to return, newest first; 0 is no limit.
     pub limit: usize,
 }
 
-/// [`Semantics`] on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WireSemantics {
-    /// [`Semantics::Span`].
-    #[default]
-    Span,
-    /// [`Semantics::Trace`].
-    Trace,
-}
-
-impl From<&TraceQuery> for SearchRequest {
-    fn from(q: &TraceQuery) -> Self {
-        SearchRequest {
-            start_unix_nano: q.start_unix_nano,
-            end_unix_nano: q.end_unix_nano,
-            service_name: q.service_name.clone(),
-            span_name: q.span_name.clone(),
-            tags: q.tags.clone(),
-            min_duration_nanos: q.min_duration_nanos,
-            max_duration_nanos: q.max_duration_nanos,
-            semantics: match q.semantics {
-                Semantics::Span => WireSemantics::Span,
-                Semantics::Trace => WireSemantics::Trace,
-            },
-            limit: q.limit,
+impl Default for Candidates {
+    fn default() -> Self {
+        Candidates {
+            filter: "{}".to_owned(),
+            start_unix_nano: None,
+            end_unix_nano: None,
+            by_start: false,
+            limit: 0,
         }
     }
 }
 
-impl From<SearchRequest> for TraceQuery {
-    fn from(r: SearchRequest) -> Self {
-        TraceQuery {
-            start_unix_nano: r.start_unix_nano,
-            end_unix_nano: r.end_unix_nano,
-            service_name: r.service_name,
-            span_name: r.span_name,
-            tags: r.tags,
-            min_duration_nanos: r.min_duration_nanos,
-            max_duration_nanos: r.max_duration_nanos,
-            semantics: match r.semantics {
-                WireSemantics::Span => Semantics::Span,
-                WireSemantics::Trace => Semantics::Trace,
-            },
-            limit: r.limit,
+impl Candidates {
+    /// Every trace with a span starting in `window` (ns, inclusive).
+    pub fn in_window(window: (u64, u64)) -> Self {
+        Candidates {
+            start_unix_nano: Some(window.0),
+            end_unix_nano: Some(window.1),
+            by_start: true,
+            ..Default::default()
         }
+    }
+
+    /// What to ask an ingester for `search` (no limit: the querier decides on whole traces).
+    pub fn for_search(search: &Search) -> Self {
+        Candidates {
+            filter: search.candidate_filter(),
+            start_unix_nano: search.window.map(|w| w.0),
+            end_unix_nano: search.window.map(|w| w.1),
+            by_start: search.window_on == WindowOn::MatchedSpan,
+            limit: 0,
+        }
+    }
+
+    /// The window, when there is one.
+    pub fn window(&self) -> Option<(u64, u64)> {
+        (self.start_unix_nano.is_some() || self.end_unix_nano.is_some()).then(|| {
+            (
+                self.start_unix_nano.unwrap_or(0),
+                self.end_unix_nano.unwrap_or(u64::MAX),
+            )
+        })
+    }
+
+    /// How the window selects spans.
+    pub fn window_on(&self) -> WindowOn {
+        match self.by_start {
+            true => WindowOn::MatchedSpan,
+            false => WindowOn::Trace,
+        }
+    }
+
+    /// The filter, parsed.
+    pub fn parse_filter(&self) -> Result<skein_traceql::Query, skein_traceql::Error> {
+        skein_traceql::parse(&self.filter)
+    }
+
+    /// The traces of `traces` (the spans of each held here) that are candidates, newest first
+    /// (by their earliest span held here), at most `limit`.
+    pub fn select(
+        &self,
+        filter: &skein_traceql::Query,
+        traces: impl IntoIterator<Item = Vec<SpanRecord>>,
+    ) -> Vec<Vec<SpanRecord>> {
+        let (window, on) = (self.window(), self.window_on());
+        let mut matched: Vec<(u64, Vec<u8>, Vec<SpanRecord>)> = traces
+            .into_iter()
+            .filter(|spans| {
+                filter.evaluate(spans).iter().any(|set| {
+                    set.spans
+                        .iter()
+                        .any(|&i| spans.get(i).is_some_and(|s| in_window(window, on, s)))
+                })
+            })
+            .map(|spans| {
+                let start = spans
+                    .iter()
+                    .map(|s| s.span.start_time_unix_nano)
+                    .min()
+                    .unwrap_or(0);
+                let id = spans
+                    .first()
+                    .map(|s| s.span.trace_id.clone())
+                    .unwrap_or_default();
+                (start, id, spans)
+            })
+            .collect();
+        matched.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        if self.limit > 0 {
+            matched.truncate(self.limit);
+        }
+        matched.into_iter().map(|(_, _, s)| s).collect()
     }
 }
 
@@ -174,22 +230,19 @@ mod tests {
     }
 
     #[test]
-    fn a_query_survives_the_wire() {
-        let q = TraceQuery {
+    fn a_request_survives_the_wire() {
+        let r = Candidates {
+            filter: "{ name = \"x\" }".into(),
             start_unix_nano: Some(1),
             end_unix_nano: Some(2),
-            service_name: Some("svc".into()),
-            span_name: None,
-            tags: vec![("k".into(), "v".into())],
-            min_duration_nanos: Some(3),
-            max_duration_nanos: None,
-            semantics: Semantics::Trace,
+            by_start: true,
             limit: 7,
         };
-        let json = serde_json::to_string(&SearchRequest::from(&q)).unwrap();
-        let back: SearchRequest = serde_json::from_str(&json).unwrap();
-        assert_eq!(TraceQuery::from(back), q);
-        let everything: SearchRequest = serde_json::from_str("{}").unwrap();
-        assert_eq!(TraceQuery::from(everything), TraceQuery::default());
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Candidates = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        let everything: Candidates = serde_json::from_str("{}").unwrap();
+        assert_eq!(everything, Candidates::default());
+        assert!(serde_json::from_str::<Candidates>(r#"{"filtre": "{}"}"#).is_err());
     }
 }

@@ -11,11 +11,20 @@
 //!
 //! Tags compare the string form of a value and are looked up on the span's attributes, its
 //! resource, its scope, its events and its links. Bounds are inclusive.
+//!
+//! Every search runs as TraceQL ([`TraceQuery::to_search`] translates, see
+//! `docs/traceql.md`); [`TraceQuery::matches`] states the legacy meaning the translation
+//! keeps, and the tests hold the two together. Two conventions of the APIs go beyond it: the
+//! tag `error=true` also finds spans whose status is ERROR (as Jaeger marks them), and
+//! Tempo's `status=error` and `status.code=error` tags name the span status.
 
 use skein_format::SpanRecord;
 use skein_format::model::value_string;
 use skein_format::otlp::common::v1::KeyValue;
 use skein_format::summary::TraceSummary;
+use skein_traceql::string_literal;
+
+use crate::plan::{Search, WindowOn, legacy_attribute_places};
 
 /// Which span a filter has to hold on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,6 +126,99 @@ impl TraceQuery {
                     && trace.iter().any(|s| self.span_matches_tags(s))
             }
         }
+    }
+}
+
+/// The TraceQL literals a legacy tag value may stand for: the string, and the number or
+/// boolean it spells (tags compare string forms; TraceQL compares typed values).
+fn typed_literals(v: &str) -> Vec<String> {
+    let mut out = vec![string_literal(v)];
+    if let Ok(i) = v.parse::<i64>() {
+        if i.to_string() == v {
+            out.push(i.to_string());
+        }
+    } else if let Ok(f) = v.parse::<f64>()
+        && f.is_finite()
+        && f.to_string() == v
+    {
+        out.push(format!("{f:?}"));
+    }
+    if v == "true" || v == "false" {
+        out.push(v.to_owned());
+    }
+    out
+}
+
+/// A legacy tag as a TraceQL condition on one span.
+fn tag_condition(key: &str, value: &str, semantics: Semantics) -> String {
+    let status = match (key, semantics) {
+        ("error", _) if value == "true" => Some("status = error"),
+        ("status" | "status.code", Semantics::Trace) => match value {
+            "error" | "ERROR" | "STATUS_CODE_ERROR" | "2" => Some("status = error"),
+            "ok" | "OK" | "STATUS_CODE_OK" | "1" => Some("status = ok"),
+            "unset" | "UNSET" | "STATUS_CODE_UNSET" | "0" => Some("status = unset"),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut alternatives: Vec<String> = Vec::new();
+    for place in legacy_attribute_places(key) {
+        for lit in typed_literals(value) {
+            alternatives.push(format!("{place} = {lit}"));
+        }
+    }
+    if let Some(s) = status {
+        alternatives.insert(0, s.to_owned());
+    }
+    format!("({})", alternatives.join(" || "))
+}
+
+impl TraceQuery {
+    /// The TraceQL text of this search's span conditions: one spanset filter.
+    pub fn traceql(&self) -> String {
+        let mut conditions: Vec<String> = Vec::new();
+        if let Some(svc) = &self.service_name {
+            conditions.push(format!("resource.service.name = {}", string_literal(svc)));
+        }
+        if let Some(name) = &self.span_name {
+            conditions.push(format!("name = {}", string_literal(name)));
+        }
+        for (k, v) in &self.tags {
+            conditions.push(tag_condition(k, v, self.semantics));
+        }
+        let duration = match self.semantics {
+            Semantics::Span => "duration",
+            Semantics::Trace => "traceDuration",
+        };
+        if let Some(min) = self.min_duration_nanos {
+            conditions.push(format!("{duration} >= {min}ns"));
+        }
+        if let Some(max) = self.max_duration_nanos {
+            conditions.push(format!("{duration} <= {max}ns"));
+        }
+        match conditions.is_empty() {
+            true => "{}".to_owned(),
+            false => format!("{{ {} }}", conditions.join(" && ")),
+        }
+    }
+
+    /// This search as TraceQL with its window and limit. Fails only when the search is too
+    /// large for a TraceQL query (every part is written with the TraceQL crate's quoting).
+    pub fn to_search(&self) -> Result<Search, skein_traceql::Error> {
+        let query = skein_traceql::parse(&self.traceql())?;
+        let mut search = Search::new(query);
+        if self.start_unix_nano.is_some() || self.end_unix_nano.is_some() {
+            search.window = Some((
+                self.start_unix_nano.unwrap_or(0),
+                self.end_unix_nano.unwrap_or(u64::MAX),
+            ));
+        }
+        search.window_on = match self.semantics {
+            Semantics::Span => WindowOn::MatchedSpan,
+            Semantics::Trace => WindowOn::Trace,
+        };
+        search.limit = self.limit;
+        Ok(search)
     }
 }
 

@@ -5,6 +5,7 @@
 //!
 //! - [`synth`]: synthetic traces shaped like a real microservice system, seeded;
 //! - [`spans`]: small hand-made spans and traces;
+//! - [`traceql`]: TraceQL queries every query path is tested on, valid, invalid and random;
 //! - [`counting`]: an object store that counts and records every request;
 //! - [`rng`]: the one seeded random number generator everything above uses.
 
@@ -14,3 +15,4 @@ pub mod counting;
 pub mod rng;
 pub mod spans;
 pub mod synth;
+pub mod traceql;

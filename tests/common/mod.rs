@@ -4,6 +4,7 @@
 pub mod blocks;
 pub mod json_api;
 pub mod otlp;
+pub mod tempo_messages;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};

@@ -47,13 +47,14 @@ export class ApiError extends Error {
 }
 
 /**
- * GETs `path` (with `params`) as JSON.
+ * GETs `path` (with `params`) as JSON, with the answer's headers (a partial answer says so
+ * only in them: `X-Skein-Partial`, `X-Skein-Unreachable-Ingesters`, `X-Skein-Truncated`).
  * @param {string} path
  * @param {Record<string, string | number | undefined | null>} [params]
  * @param {AbortSignal} [signal]
- * @returns {Promise<any>}
+ * @returns {Promise<{body: any, headers: Headers}>}
  */
-export async function get(path, params = {}, signal) {
+export async function request(path, params = {}, signal) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
@@ -85,7 +86,36 @@ export async function get(path, params = {}, signal) {
       || `HTTP ${resp.status}`;
     throw new ApiError(resp.status, msg);
   }
-  return body;
+  return { body, headers: resp.headers };
+}
+
+/**
+ * GETs `path` (with `params`) as JSON: the body only.
+ * @param {string} path
+ * @param {Record<string, string | number | undefined | null>} [params]
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<any>}
+ */
+export async function get(path, params = {}, signal) {
+  return (await request(path, params, signal)).body;
+}
+
+/**
+ * The warnings of a partial answer, from its headers; empty when the answer is whole.
+ * @param {Headers} headers
+ * @returns {string[]}
+ */
+export function partialWarnings(headers) {
+  if ((headers.get('X-Skein-Partial') || '').toLowerCase() !== 'true') return [];
+  const out = [];
+  const truncated = headers.get('X-Skein-Truncated');
+  if (truncated) out.push(truncated);
+  const unreachable = headers.get('X-Skein-Unreachable-Ingesters');
+  if (unreachable) {
+    out.push(...unreachable.split('; ').filter(Boolean).map(x => `ingester ${x}: its recent data is missing`));
+  }
+  if (!out.length) out.push('the server marked this answer partial');
+  return out;
 }
 
 /** Service names (Jaeger API). @param {AbortSignal} [signal] @returns {Promise<string[]>} */
@@ -110,4 +140,40 @@ export async function tagNames(w) {
 export async function tagValues(name, w) {
   const v = await get(`/api/search/tag/${encodeURIComponent(name)}/values`, { start: w.start, end: w.end });
   return Array.isArray(v && v.tagValues) ? v.tagValues : [];
+}
+
+/** A window in Unix seconds. @typedef {{start: number, end: number}} Window */
+
+/**
+ * Tag names by scope (Tempo's v2 listing), narrowed by the TraceQL query `q` when given.
+ * @param {'span' | 'resource' | 'intrinsic' | ''} scope
+ * @param {string} q
+ * @param {Window} w
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<Record<string, string[]>>} names by scope name
+ */
+export async function tagNamesV2(scope, q, w, signal) {
+  const v = await get('/api/v2/search/tags', { scope, q, start: w.start, end: w.end, limit: 1000 }, signal);
+  /** @type {Record<string, string[]>} */
+  const out = {};
+  for (const s of Array.isArray(v && v.scopes) ? v.scopes : []) {
+    if (s && typeof s.name === 'string') out[s.name] = Array.isArray(s.tags) ? s.tags : [];
+  }
+  return out;
+}
+
+/**
+ * Typed values of a TraceQL tag (`resource.service.name`, `span.x`, `.x`, `name`, …),
+ * narrowed by the TraceQL query `q`.
+ * @param {string} tag
+ * @param {string} q
+ * @param {Window} w
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<{type: string, value: string}[]>}
+ */
+export async function tagValuesV2(tag, q, w, signal) {
+  const v = await get(`/api/v2/search/tag/${encodeURIComponent(tag)}/values`, { q, start: w.start, end: w.end, limit: 1000 }, signal);
+  return (Array.isArray(v && v.tagValues) ? v.tagValues : [])
+    .filter((/** @type {any} */ x) => x && typeof x.value === 'string')
+    .map((/** @type {any} */ x) => ({ type: typeof x.type === 'string' ? x.type : 'string', value: x.value }));
 }

@@ -77,6 +77,10 @@ class TraceView {
     this.onlyMatches = ctx.url.searchParams.get('only') === '1';
     /** @type {Set<Span>} */
     this.matches = new Set();
+    // The spans the search query matched (`?match=<id>,<id>` from the result list), in tree
+    // order, for highlighting and "next match".
+    const wanted = new Set((ctx.url.searchParams.get('match') || '').toLowerCase().split(',').filter(x => /^[0-9a-f]{1,16}$/.test(x)).slice(0, 100));
+    this.wantedMatches = wanted.size;
     this.view = { start: 0, end: Math.max(1, trace.duration) };
     /** @type {Span[]} every span in tree order, for the minimap */
     this.preorder = [];
@@ -89,6 +93,10 @@ class TraceView {
     walk(trace.roots);
     /** @type {Map<Span, number>} */
     this.position = new Map(this.preorder.map((s, i) => [s, i]));
+    /** @type {Span[]} */
+    this.queryMatches = this.preorder.filter(s => wanted.has(s.id));
+    this.queryMatchSet = new Set(this.queryMatches);
+    this.matchCount = h('span', { class: 'match-count', id: 'match-count' });
     this.scroller = h('div', { class: 'wf-scroll', id: 'waterfall-scroll', tabindex: '0' });
     this.spacer = h('div', { class: 'wf-spacer' });
     this.rowsEl = h('div', { class: 'wf-rows', id: 'waterfall-rows' });
@@ -145,9 +153,16 @@ class TraceView {
       this.refresh();
     });
     const critical = this.trace.spans.filter(s => s.critical).length;
+    const matchNav = this.wantedMatches
+      ? h('span', { class: 'match-nav', id: 'match-nav' },
+        h('span', { class: 'qmatch-swatch', 'aria-hidden': 'true' }), this.matchCount,
+        h('button', { type: 'button', id: 'match-prev', title: 'Previous matched span (Shift+N)', disabled: !this.queryMatches.length, onclick: () => this.nextMatch(-1) }, '‹ Prev'),
+        h('button', { type: 'button', id: 'match-next', title: 'Next matched span (N)', disabled: !this.queryMatches.length, onclick: () => this.nextMatch(1) }, 'Next match ›'))
+      : null;
     const toolbar = h('div', { class: 'toolbar' },
       findInput, this.findCount,
-      h('label', { class: 'check' }, only, ' Only matches'),
+      h('label', { class: 'check', title: 'Only the spans that match the find text (or, without one, the search query), with their ancestors' }, only, ' Only matches'),
+      matchNav,
       h('span', { class: 'spacer' }),
       h('span', { class: 'legend-critical', title: 'The chain of spans that determined the end-to-end duration' },
         h('span', { class: 'critical-swatch' }), `Critical path (${critical} spans)`),
@@ -164,9 +179,16 @@ class TraceView {
       h('div', { class: 'trace-body' }, waterfall, this.details)));
 
     this.scroller.addEventListener('scroll', () => this.paint(), { passive: true });
-    // Keyboard: Escape closes the details, arrow keys move the selection through the rows.
+    // Keyboard: Escape closes the details, arrow keys move the selection through the rows,
+    // N and Shift+N go through the spans the search matched.
     window.addEventListener('keydown', e => {
-      if (!this.selected || e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+      const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement;
+      if (!typing && (e.key === 'n' || e.key === 'N') && !e.ctrlKey && !e.metaKey && !e.altKey && this.queryMatches.length) {
+        e.preventDefault();
+        this.nextMatch(e.shiftKey ? -1 : 1);
+        return;
+      }
+      if (!this.selected || typing) return;
       if (e.key === 'Escape') {
         this.select(null, false);
       } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
@@ -190,6 +212,40 @@ class TraceView {
     const want = this.ctx.url.searchParams.get('span');
     const span = want && this.trace.spans.find(s => s.id === want.toLowerCase());
     if (span) this.select(span, true);
+    else if (this.queryMatches.length) this.reveal(this.queryMatches[0]);
+    this.showMatchCount();
+  }
+
+  /** The spans "only matches" keeps (with their ancestors): find matches, else query matches. */
+  filterSet() {
+    if (!this.onlyMatches) return null;
+    if (this.find) return this.matches;
+    return this.queryMatches.length ? this.queryMatchSet : null;
+  }
+
+  /** Selects the next (`dir` 1) or previous (-1) span the search query matched. @param {number} dir */
+  nextMatch(dir) {
+    const list = this.queryMatches;
+    if (!list.length) return;
+    let i;
+    if (this.selected && this.queryMatchSet.has(this.selected)) {
+      i = (list.indexOf(this.selected) + dir + list.length) % list.length;
+    } else {
+      const at = this.selected ? this.position.get(this.selected) ?? -1 : -1;
+      const pos = (/** @type {Span} */ s) => this.position.get(s) ?? 0;
+      i = dir > 0 ? list.findIndex(s => pos(s) > at) : list.length - 1 - list.slice().reverse().findIndex(s => pos(s) < at);
+      if (i < 0 || i >= list.length) i = dir > 0 ? 0 : list.length - 1;
+    }
+    this.select(list[i], true);
+  }
+
+  showMatchCount() {
+    if (!this.wantedMatches) return;
+    const n = this.queryMatches.length;
+    const missing = this.wantedMatches - n;
+    const at = this.selected ? this.queryMatches.indexOf(this.selected) : -1;
+    this.matchCount.textContent = (at >= 0 ? `Match ${at + 1} of ${n}` : `${n} span${n === 1 ? '' : 's'} matched the search`)
+      + (missing > 0 ? ` (${missing} not in this trace)` : '');
   }
 
   /** Rebuilds the visible row list, then draws. */
@@ -198,9 +254,10 @@ class TraceView {
     const rows = [];
     /** @type {Set<Span> | null} */
     let keep = null;
-    if (this.onlyMatches && this.find) {
+    const only = this.filterSet();
+    if (only) {
       keep = new Set();
-      for (const m of this.matches) {
+      for (const m of only) {
         for (let s = /** @type {Span | null} */ (m); s && !keep.has(s); s = s.parent) keep.add(s);
       }
     }
@@ -247,6 +304,8 @@ class TraceView {
     if (this.selected === s) classes.push('selected');
     if (this.find && this.matches.has(s)) classes.push('match');
     if (this.find && !this.matches.has(s)) classes.push('dim');
+    const qmatch = this.queryMatchSet.has(s);
+    if (qmatch) classes.push('qmatch');
     const hasKids = s.children.length > 0;
     const toggle = hasKids
       ? h('button', { type: 'button', class: 'toggle', 'aria-label': this.collapsed.has(s) ? 'Expand' : 'Collapse', 'aria-expanded': String(!this.collapsed.has(s)) },
@@ -260,6 +319,7 @@ class TraceView {
     return h('div', { class: classes.join(' '), 'data-span-id': s.id, 'data-index': s.index },
       h('div', { class: 'wf-name', style: `padding-left:${6 + Math.min(s.depth, 40) * 14}px` },
         toggle,
+        qmatch ? h('span', { class: 'qmatch-mark', title: 'Matched the search query' }, '◆') : null,
         h('span', { class: 'svc-bar', style: `background:${colour}` }),
         h('span', { class: 'span-service' }, s.service),
         h('span', { class: 'span-name', title: s.name }, s.name),
@@ -335,24 +395,33 @@ class TraceView {
   select(span, reveal) {
     this.selected = span;
     this.saveQuery();
-    if (span && reveal) {
-      let changed = false;
-      for (let p = span.parent; p; p = p.parent) changed = this.collapsed.delete(p) || changed;
-      if (this.onlyMatches && this.find && !this.matches.has(span)) {
-        this.onlyMatches = false;
-        changed = true;
-      }
-      if (changed) this.refresh();
-      const i = this.rows.indexOf(span);
-      if (i >= 0) {
-        const top = i * ROW;
-        const viewTop = this.scroller.scrollTop;
-        const viewH = this.scroller.clientHeight || 600;
-        if (top < viewTop || top + ROW > viewTop + viewH) this.scroller.scrollTop = Math.max(0, top - viewH / 3);
-      }
-    }
+    if (span && reveal) this.reveal(span);
     this.paint();
     this.renderDetails();
+    this.showMatchCount();
+  }
+
+  /** Expands the ancestors of `span` and scrolls its row into view. @param {Span} span */
+  reveal(span) {
+    let changed = false;
+    for (let p = span.parent; p; p = p.parent) changed = this.collapsed.delete(p) || changed;
+    const only = this.filterSet();
+    if (only && !only.has(span)) {
+      this.onlyMatches = false;
+      const box = /** @type {HTMLInputElement | null} */ (document.getElementById('only-matches'));
+      if (box) box.checked = false;
+      this.saveQuery();
+      changed = true;
+    }
+    if (changed) this.refresh();
+    const i = this.rows.indexOf(span);
+    if (i >= 0) {
+      const top = i * ROW;
+      const viewTop = this.scroller.scrollTop;
+      const viewH = this.scroller.clientHeight || 600;
+      if (top < viewTop || top + ROW > viewTop + viewH) this.scroller.scrollTop = Math.max(0, top - viewH / 3);
+    }
+    this.paint();
   }
 
   renderDetails() {

@@ -167,7 +167,7 @@ export function debounce(fn, ms) {
   };
 }
 
-/** A notice box for loading, empty and error states. @param {'loading' | 'empty' | 'error'} kind @param {string} title @param {Child[]} [body] */
+/** A notice box for loading, empty, warning and error states. @param {'loading' | 'empty' | 'warning' | 'error'} kind @param {string} title @param {Child[]} [body] */
 export function notice(kind, title, body = []) {
   return h('div', { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
     kind === 'loading' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null,

@@ -61,38 +61,54 @@ impl TraceLookup {
         self.tag_indexes.as_ref()?.get(meta).await
     }
 
-    /// The spans of trace `id` of `tenant` held anywhere but in `block`: in the other blocks
-    /// whose trace-ID ranges (from the metas) and cached bloom filters allow it, which are
-    /// read, and in the ingesters. Also returns how many blocks were read. Empty when the
-    /// trace lies wholly in `block`.
+    /// The spans of each trace of `ids` of `tenant` held anywhere but in `block` (anywhere
+    /// without one): in the other blocks whose trace-ID ranges (from the metas) and cached bloom filters allow it, each
+    /// such block read once for all of them, and in the ingesters. Also returns how many
+    /// blocks were read. A trace that lies wholly in `block` is absent.
     pub(crate) async fn elsewhere(
         &self,
         tenant: &TenantId,
-        id: &TraceId,
-        block: BlockId,
-    ) -> Result<(Vec<SpanRecord>, usize)> {
+        ids: &[TraceId],
+        block: Option<BlockId>,
+    ) -> Result<(HashMap<TraceId, Vec<SpanRecord>>, usize)> {
         let blocks = self.blocks.blocks(tenant).await?;
-        let mut maybe = Vec::new();
-        for meta in blocks.iter() {
-            if meta.block_id == block || !meta.row_groups.iter().any(|rg| rg.may_contain(id)) {
+        let mut reads: Vec<(BlockMeta, Vec<TraceId>)> = Vec::new();
+        for meta in blocks.iter().filter(|m| Some(m.block_id) != block) {
+            let in_range: Vec<TraceId> = ids
+                .iter()
+                .filter(|id| meta.row_groups.iter().any(|rg| rg.may_contain(id)))
+                .copied()
+                .collect();
+            if in_range.is_empty() {
                 continue;
             }
-            match self.bloom(meta).await? {
-                Some(bloom) if !bloom.may_contain(id) => {}
-                _ => maybe.push(meta.clone()),
+            let bloom = self.bloom(meta).await?;
+            let maybe: Vec<TraceId> = in_range
+                .into_iter()
+                .filter(|id| bloom.as_ref().is_none_or(|b| b.may_contain(id)))
+                .collect();
+            if !maybe.is_empty() {
+                reads.push((meta.clone(), maybe));
             }
         }
-        let read = maybe.len();
-        let id = *id;
-        let mut parts: Vec<Vec<SpanRecord>> = futures::stream::iter(maybe)
-            .map(|meta| async move { self.reader(&meta).find_trace_unchecked(&id).await })
+        let read = reads.len();
+        let parts: Vec<HashMap<TraceId, Vec<SpanRecord>>> = futures::stream::iter(reads)
+            .map(|(meta, ids)| async move { self.reader(&meta).find_traces_unchecked(&ids).await })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
-        for r in &self.recent {
-            parts.push(r.find_trace(tenant, &id).await?);
+        let mut out: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
+        for part in parts {
+            for (id, spans) in part {
+                out.entry(id).or_default().extend(spans);
+            }
         }
-        Ok((parts.into_iter().flatten().collect(), read))
+        for r in &self.recent {
+            for (id, spans) in r.find_traces(tenant, ids).await? {
+                out.entry(id).or_default().extend(spans);
+            }
+        }
+        Ok((out, read))
     }
 
     async fn bloom(&self, meta: &BlockMeta) -> Result<Option<Arc<BloomFilter>>> {

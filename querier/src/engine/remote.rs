@@ -27,8 +27,7 @@ use reqwest::{StatusCode, header};
 use skein_format::model::spans_from_otlp;
 use skein_format::otlp::trace::v1::TracesData;
 use skein_format::{SpanRecord, TenantId, TraceId};
-use skein_query::recent::{RecentData, SearchRequest, TENANT_HEADER, decode_traces, paths};
-use skein_query::search::TraceQuery;
+use skein_query::recent::{Candidates, RecentData, TENANT_HEADER, decode_traces, paths};
 
 use crate::metrics::{IngesterLabel, metrics};
 
@@ -319,9 +318,9 @@ impl RecentData for RemoteIngester {
     async fn search(
         &self,
         tenant: &TenantId,
-        query: &TraceQuery,
+        query: &Candidates,
     ) -> skein_query::Result<Vec<Vec<SpanRecord>>> {
-        let body = match serde_json::to_vec(&SearchRequest::from(query)) {
+        let body = match serde_json::to_vec(query) {
             Ok(b) => b,
             Err(e) => return Err(skein_query::Error::Unavailable(e.to_string())),
         };
@@ -387,7 +386,7 @@ impl RecentData for RemoteIngesters {
     async fn search(
         &self,
         tenant: &TenantId,
-        query: &TraceQuery,
+        query: &Candidates,
     ) -> skein_query::Result<Vec<Vec<SpanRecord>>> {
         let answers =
             futures::future::join_all(self.members.iter().map(|m| m.search(tenant, query))).await;
@@ -502,7 +501,7 @@ mod tests {
                         // Asked again in the same request: skipped, not waited for again.
                         let again = Instant::now();
                         remote
-                            .search(&tenant, &TraceQuery::default())
+                            .search(&tenant, &Candidates::default())
                             .await
                             .unwrap();
                         assert!(again.elapsed() < Duration::from_millis(100));

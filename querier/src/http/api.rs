@@ -80,8 +80,18 @@ async fn echo() -> &'static str {
     "echo"
 }
 
+/// The Tempo release whose HTTP API Skein's Tempo-compatible answers follow. Clients that
+/// gate features on the reported version (Grafana enabled TraceQL streaming and metrics
+/// features by comparing it with 2.2 and 2.7) see this, with Skein's own version as semver
+/// build metadata: `2.9.0+skein.0.1.0`.
+pub(crate) const TEMPO_API_VERSION: &str = "2.9.0";
+
+/// Tempo's `/api/status/buildinfo`: the Tempo API version Skein follows, with Skein's own
+/// version as build metadata.
 async fn buildinfo(State(info): State<Arc<BuildInfo>>) -> Json<BuildInfo> {
-    Json(BuildInfo::clone(&info))
+    let mut answer = BuildInfo::clone(&info);
+    answer.version = format!("{TEMPO_API_VERSION}+skein.{}", info.version);
+    Json(answer)
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -200,7 +210,7 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!({
-                "version": "1.2.3",
+                "version": "2.9.0+skein.1.2.3",
                 "revision": "abc123",
                 "branch": "main",
                 "buildUser": "ci",

@@ -132,6 +132,16 @@ impl<F> From<BadRequest> for HttpError<F> {
     }
 }
 
+/// The answer to a failed search: 400 when the query itself is at fault, else 500 with the
+/// details logged.
+pub(crate) fn search_error<F>(e: crate::error::Error) -> HttpError<F> {
+    if let crate::error::Error::BadQuery(m) = e {
+        return HttpError::bad_request(m);
+    }
+    tracing::error!(error = %e, "search failed");
+    HttpError::internal("the search could not be completed; see the querier's log")
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::to_bytes;
@@ -185,15 +195,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_shared_refusal_becomes_a_400_of_the_answering_family() {
-        let refused = || BadRequest("unknown parameter \"x\"".to_owned());
+        let refused = || BadRequest("limit=\"x\" is not a whole number".to_owned());
         let (status, _, body) = answer(JaegerError::from(refused())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(
-            body.contains(r#""msg":"unknown parameter \"x\"""#),
+            body.contains(r#""msg":"limit=\"x\" is not a whole number""#),
             "{body}"
         );
         let (status, _, body) = answer(ApiError::from(refused())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body, r#"{"error":"unknown parameter \"x\""}"#);
+        assert_eq!(body, r#"{"error":"limit=\"x\" is not a whole number"}"#);
     }
 }

@@ -18,13 +18,13 @@ use serde_json::{Value, json};
 use skein_format::TraceId;
 use skein_format::model::SpanRecord;
 use skein_format::model::{is_error, value_string};
-use skein_format::otlp::common::v1::{KeyValue, any_value};
+use skein_format::otlp::common::v1::{AnyValue, KeyValue, any_value};
 use skein_format::otlp::trace::v1::span::SpanKind;
 use skein_query::search::{Semantics, TraceQuery};
 
-use super::error::JaegerError;
+use super::error::{JaegerError, search_error};
 use super::json;
-use super::params::{MAX_LIMIT, go_duration, names, only_known, pairs, tenant};
+use super::params::{MAX_LIMIT, go_duration, ignore_unknown, names, pairs, tenant};
 use crate::engine::lookup::TraceLookup;
 
 /// The Jaeger v1 routes.
@@ -53,9 +53,10 @@ fn envelope(data: Value, total: usize) -> Response {
     json(json!({ "data": data, "total": total, "limit": 0, "offset": 0, "errors": null }))
 }
 
-/// Refuses a parameter not in `known`.
+/// Notes the parameters not in `known` (ignored: proxies and clients add their own).
 fn check_known(pairs: &[(String, String)], known: &[&str]) -> Result<(), JaegerError> {
-    Ok(only_known(names(pairs), known)?)
+    ignore_unknown(names(pairs), known);
+    Ok(())
 }
 
 fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -87,9 +88,116 @@ fn tag(key: &str, v: &KeyValue) -> Value {
         Some(any_value::Value::BytesValue(b)) => {
             json!({ "key": key, "type": "binary", "value": base64::engine::general_purpose::STANDARD.encode(b) })
         }
+        Some(any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_)) => {
+            json!({ "key": key, "type": "string", "value": v.value.as_ref().map(json_text).unwrap_or_default() })
+        }
         _ => {
             json!({ "key": key, "type": "string", "value": v.value.as_ref().map(value_string).unwrap_or_default() })
         }
+    }
+}
+
+/// An attribute value as JSON text: what the OpenTelemetry→Jaeger translation makes of an
+/// array or a kvlist, which Jaeger's typed tags cannot hold. Inside it, ints and doubles are
+/// numbers (doubles written as JavaScript writes them: `1`, `2.5`, `1e+21`, `1e-7`), bytes
+/// are base64 strings, an unset value is `null`, and a kvlist is an object with its keys
+/// sorted, the last of a repeated key winning. Unlike the collector, which loses the whole
+/// value over one, a NaN or infinite double is the string OTLP/JSON spells it with (`"NaN"`,
+/// `"Infinity"`, `"-Infinity"`); and `<`, `>`, `&` are not escaped.
+fn json_text(v: &AnyValue) -> String {
+    let mut out = String::new();
+    write_json(v.value.as_ref(), &mut out);
+    out
+}
+
+fn write_json(v: Option<&any_value::Value>, out: &mut String) {
+    use any_value::Value as V;
+    match v {
+        None => out.push_str("null"),
+        Some(V::StringValue(s)) => write_json_str(s, out),
+        Some(V::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
+        Some(V::IntValue(i)) => out.push_str(&i.to_string()),
+        Some(V::StringValueStrindex(i)) => out.push_str(&i.to_string()),
+        Some(V::DoubleValue(d)) => write_json_double(*d, out),
+        Some(V::BytesValue(b)) => {
+            write_json_str(&base64::engine::general_purpose::STANDARD.encode(b), out)
+        }
+        Some(V::ArrayValue(a)) => {
+            out.push('[');
+            for (i, item) in a.values.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item.value.as_ref(), out);
+            }
+            out.push(']');
+        }
+        Some(V::KvlistValue(kv)) => {
+            let entries: BTreeMap<&str, Option<&V>> = kv
+                .values
+                .iter()
+                .map(|e| {
+                    (
+                        e.key.as_str(),
+                        e.value.as_ref().and_then(|a| a.value.as_ref()),
+                    )
+                })
+                .collect();
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_str(k, out);
+                out.push(':');
+                write_json(v, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A double as JavaScript (and Go's `encoding/json`) writes it: the shortest digits that read
+/// back to it, in exponent form only below 1e-6 or from 1e21 up.
+fn write_json_double(d: f64, out: &mut String) {
+    if d.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if d.is_infinite() {
+        out.push_str(if d > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
+    } else if d != 0.0 && (d.abs() < 1e-6 || d.abs() >= 1e21) {
+        let s = format!("{d:e}");
+        match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => {
+                out.push_str(m);
+                out.push_str("e+");
+                out.push_str(e);
+            }
+            _ => out.push_str(&s),
+        }
+    } else {
+        out.push_str(&d.to_string());
     }
 }
 
@@ -350,7 +458,7 @@ async fn find_traces(
         return Ok(envelope(Value::Array(traces), n));
     }
     let query = jaeger_query(&p)?;
-    let found = lookup.search(&tenant, &query).await.map_err(internal)?;
+    let found = lookup.search(&tenant, &query).await.map_err(search_error)?;
     let mut traces = Vec::with_capacity(found.traces.len());
     for t in &found.traces {
         let spans = lookup
@@ -455,4 +563,85 @@ async fn dependencies(
         .collect();
     let n = list.len();
     Ok(envelope(Value::Array(list), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skein_format::otlp::common::v1::{ArrayValue, KeyValueList};
+
+    fn val(v: any_value::Value) -> AnyValue {
+        AnyValue { value: Some(v) }
+    }
+
+    fn kv(key: &str, v: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(val(v)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn json_text_of_structured_values() {
+        use any_value::Value as V;
+        let list = |values: Vec<AnyValue>| val(V::ArrayValue(ArrayValue { values }));
+        assert_eq!(
+            json_text(&list(vec![
+                val(V::StringValue("a\"b\\c\n\u{1}<&>é".into())),
+                val(V::IntValue(-7)),
+                val(V::BoolValue(false)),
+                val(V::BytesValue(vec![1, 2, 255])),
+                AnyValue { value: None },
+                list(vec![]),
+            ])),
+            r#"["a\"b\\c\n\u0001<&>é",-7,false,"AQL/",null,[]]"#
+        );
+        let doubles = [
+            (1.0, "1"),
+            (2.5, "2.5"),
+            (-0.0, "-0"),
+            (0.1, "0.1"),
+            (1e20, "100000000000000000000"),
+            (1e21, "1e+21"),
+            (-1.5e300, "-1.5e+300"),
+            (1e-6, "0.000001"),
+            (1.5e-7, "1.5e-7"),
+            (f64::NAN, "\"NaN\""),
+            (f64::INFINITY, "\"Infinity\""),
+            (f64::NEG_INFINITY, "\"-Infinity\""),
+        ];
+        for (d, want) in doubles {
+            assert_eq!(
+                json_text(&list(vec![val(V::DoubleValue(d))])),
+                format!("[{want}]")
+            );
+        }
+        let map = val(V::KvlistValue(KeyValueList {
+            values: vec![
+                kv("z", V::StringValue("first".into())),
+                kv("a", V::IntValue(1)),
+                kv(
+                    "m",
+                    V::KvlistValue(KeyValueList {
+                        values: vec![kv("k", V::ArrayValue(ArrayValue { values: vec![] }))],
+                    }),
+                ),
+                kv("z", V::StringValue("last".into())),
+                KeyValue {
+                    key: "unset".into(),
+                    value: None,
+                    ..Default::default()
+                },
+            ],
+        }));
+        assert_eq!(
+            json_text(&map),
+            r#"{"a":1,"m":{"k":[]},"unset":null,"z":"last"}"#
+        );
+        assert_eq!(
+            tag("m", &kv("m", map.value.unwrap())),
+            json!({ "key": "m", "type": "string", "value": r#"{"a":1,"m":{"k":[]},"unset":null,"z":"last"}"# })
+        );
+    }
 }

@@ -18,10 +18,10 @@ use skein_format::otlp::trace::v1::TracesData;
 use skein_format::{SpanRecord, TraceId};
 use skein_query::search::{Semantics, TraceQuery};
 
-use super::error::V3Error;
+use super::error::{V3Error, search_error};
 use super::jaeger::kind_name;
 use super::json;
-use super::params::{MAX_LIMIT, go_duration, pairs, tenant};
+use super::params::{MAX_LIMIT, go_duration, ignore_unknown, pairs, tenant};
 use crate::engine::lookup::TraceLookup;
 
 /// The api_v3 routes.
@@ -106,9 +106,7 @@ async fn get_trace(
         "rawTraces",
         "raw_traces",
     ];
-    if let Some((k, _)) = p.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-        return Err(V3Error::bad_request(format!("unknown parameter {k:?}")));
-    }
+    ignore_unknown(p.iter().map(|(k, _)| k.as_str()), &known);
     let tenant = tenant(&headers)?;
     let id = TraceId::from_hex(&id).map_err(|e| V3Error::bad_request(e.to_string()))?;
     let spans = lookup.find(&tenant, &id, None).await.map_err(internal)?;
@@ -120,13 +118,8 @@ async fn get_trace(
 }
 
 fn query(p: &[(String, String)]) -> Result<TraceQuery, V3Error> {
-    for (k, _) in p {
-        if !PARAMS.iter().any(|(c, a)| k == c || k == a) {
-            return Err(V3Error::bad_request(format!(
-                "unknown parameter {k:?}; use query.serviceName, query.operationName, query.attributes, query.startTimeMin, query.startTimeMax, query.durationMin, query.durationMax, query.searchDepth"
-            )));
-        }
-    }
+    let known: Vec<&str> = PARAMS.iter().flat_map(|(c, a)| [*c, *a]).collect();
+    ignore_unknown(p.iter().map(|(k, _)| k.as_str()), &known);
     let mut q = TraceQuery {
         semantics: Semantics::Span,
         limit: 100,
@@ -227,7 +220,7 @@ async fn find_traces(
     }
     let q = query(&p)?;
     let tenant = tenant(&headers)?;
-    let found = lookup.search(&tenant, &q).await.map_err(internal)?;
+    let found = lookup.search(&tenant, &q).await.map_err(search_error)?;
     let mut traces = Vec::with_capacity(found.traces.len());
     for t in &found.traces {
         traces.push(
@@ -252,7 +245,7 @@ async fn find_trace_summaries(
     let p = pairs(raw.as_deref());
     let q = query(&p)?;
     let tenant = tenant(&headers)?;
-    let found = lookup.search(&tenant, &q).await.map_err(internal)?;
+    let found = lookup.search(&tenant, &q).await.map_err(search_error)?;
     let summaries: Vec<Value> = found
         .traces
         .iter()
@@ -293,14 +286,10 @@ async fn operations(
     headers: HeaderMap,
 ) -> Result<Response, V3Error> {
     let p = pairs(raw.as_deref());
-    if let Some((k, _)) = p
-        .iter()
-        .find(|(k, _)| k != "service" && k != "spanKind" && k != "span_kind")
-    {
-        return Err(V3Error::bad_request(format!(
-            "unknown parameter {k:?}; use service and spanKind"
-        )));
-    }
+    ignore_unknown(
+        p.iter().map(|(k, _)| k.as_str()),
+        &["service", "spanKind", "span_kind"],
+    );
     let service = p
         .iter()
         .find(|(k, _)| k == "service")

@@ -1,5 +1,5 @@
 //! Parsing what the Tempo and Jaeger APIs share: the tenant header, query parameters (unknown
-//! ones refused), Go durations and logfmt tags, and the largest search they accept.
+//! ones ignored and logged), Go durations and logfmt tags, and the largest search they accept.
 
 use axum::http::HeaderMap;
 use skein_format::TenantId;
@@ -21,19 +21,12 @@ pub(crate) fn tenant(headers: &HeaderMap) -> Result<TenantId, BadRequest> {
     TenantId::new(s).map_err(|e| BadRequest(format!("{TENANT_HEADER} header: {e}")))
 }
 
-/// Refuses a query parameter the endpoint does not know: a misspelt parameter silently
-/// ignored would give a wrong answer that looks right. `names` are the request's parameter
-/// names; the first unknown one is named.
-pub(crate) fn only_known<'a>(
-    names: impl IntoIterator<Item = &'a str>,
-    known: &[&str],
-) -> Result<(), BadRequest> {
-    match names.into_iter().find(|k| !known.contains(k)) {
-        None => Ok(()),
-        Some(k) => Err(BadRequest(format!(
-            "unknown parameter {k:?}; this endpoint takes {}",
-            known.join(", ")
-        ))),
+/// Logs (at debug) the query parameters an endpoint of a compatibility API does not know,
+/// without refusing them: proxies and clients add their own (Grafana's resource proxy
+/// forwards its own parameters), and Tempo and Jaeger ignore them too.
+pub(crate) fn ignore_unknown<'a>(names: impl IntoIterator<Item = &'a str>, known: &[&str]) {
+    for k in names.into_iter().filter(|k| !known.contains(k)) {
+        tracing::debug!(parameter = k, "ignoring an unknown query parameter");
     }
 }
 
@@ -156,16 +149,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_parameters_are_named_with_the_known_ones() {
-        let p = pairs(Some("service=api&limt=5&limit=5"));
-        assert_eq!(names(&p).collect::<Vec<_>>(), ["service", "limt", "limit"]);
-        assert_eq!(only_known(names(&p), &["service", "limt", "limit"]), Ok(()));
-        assert_eq!(
-            only_known(names(&p), &["service", "limit"]),
-            Err(BadRequest(
-                "unknown parameter \"limt\"; this endpoint takes service, limit".into()
-            ))
-        );
+    fn repeated_parameters_keep_their_order() {
+        let p = pairs(Some("service=api&tag=a%3A1&tag=b%3A2"));
+        assert_eq!(names(&p).collect::<Vec<_>>(), ["service", "tag", "tag"]);
+        assert_eq!(p[2].1, "b:2");
     }
 
     #[test]

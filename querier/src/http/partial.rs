@@ -21,15 +21,28 @@ pub(crate) const PARTIAL_HEADER: &str = "X-Skein-Partial";
 /// response, separated by `; `.
 pub(crate) const UNREACHABLE_HEADER: &str = "X-Skein-Unreachable-Ingesters";
 
+/// The response header explaining why a search answer is partial although every ingester
+/// answered: it stopped at its budget of trace reads.
+pub(crate) const TRUNCATED_HEADER: &str = "X-Skein-Truncated";
+
 /// Largest JSON body [`partial_responses`] rewrites to add the `partial` field; larger ones
 /// keep their body and carry only the headers.
 const MAX_REWRITTEN_BODY: usize = 256 << 20;
 
+/// True for the paths of the Tempo API, whose bodies are exactly Tempo's messages.
+fn is_tempo_path(path: &str) -> bool {
+    path == "/api/search"
+        || path.starts_with("/api/search/")
+        || path.starts_with("/api/traces/")
+        || path.starts_with("/api/v2/")
+}
+
 /// Middleware around the query routers: runs the request with a fresh failure record and,
 /// when an ingester was left out, marks the response partial: the [`PARTIAL_HEADER`] and
-/// [`UNREACHABLE_HEADER`] headers always, and for a JSON object body a top-level
-/// `"partial": true` and a `"warnings"` list of messages.
+/// [`UNREACHABLE_HEADER`] headers always, and for a JSON object body (except on the Tempo
+/// API's paths) a top-level `"partial": true` and a `"warnings"` list of messages.
 pub(crate) async fn partial_responses(request: Request, next: Next) -> Response {
+    let tempo = is_tempo_path(request.uri().path());
     let (response, failed) = recording_failures(next.run(request)).await;
     if failed.is_empty() {
         return response;
@@ -57,7 +70,8 @@ pub(crate) async fn partial_responses(request: Request, next: Next) -> Response 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json"));
-    if !is_json {
+    if !is_json || tempo {
+        // Tempo's messages are decoded strictly by its clients: the headers say it all.
         return Response::from_parts(parts, body);
     }
     let bytes = match axum::body::to_bytes(body, MAX_REWRITTEN_BODY).await {

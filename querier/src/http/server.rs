@@ -66,7 +66,7 @@ pub async fn run(
     );
     let admin_router = admin::router(store.clone(), config.admin_token.clone());
     let lookup = Arc::new(TraceLookup::new(store, blocks, recent).with_tag_indexes(tag_indexes));
-    let http_router = tempo::router(Arc::clone(&lookup))
+    let http_router = tempo::router(Arc::clone(&lookup), config.tag_lookback)
         .nest(
             "/jaeger",
             jaeger::router(Arc::clone(&lookup)).merge(jaeger_v3::router(Arc::clone(&lookup))),

@@ -1,6 +1,9 @@
 //! The Tempo HTTP API, at Tempo's paths and in Tempo's shapes, so Grafana's Tempo data source
 //! works against Skein: trace by ID (`/api/traces/{id}`, `/api/v2/traces/{id}`) and search
-//! (`/api/search`).
+//! (`/api/search`, TraceQL in `q` or a legacy tag search in `tags`); the tag listings are in
+//! `tempo_tags`, the messages in `tempo_model`.
+//!
+//! Unknown query parameters are ignored (logged at debug): proxies and clients add their own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,34 +14,36 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prost::Message;
-use skein_format::TraceId;
 use skein_format::model::spans_to_otlp;
 use skein_format::otlp::trace::v1::TracesData;
+use skein_format::summary::TraceSummary;
+use skein_format::{SpanRecord, TraceId};
 use skein_query::search::{Semantics, TraceQuery};
+use skein_query::{Search, WindowOn};
 
-use super::error::ApiError;
+use super::error::{ApiError, search_error};
 use super::json;
-use super::params::{MAX_LIMIT, go_duration, logfmt, only_known, tenant};
+use super::params::{MAX_LIMIT, go_duration, ignore_unknown, logfmt, tenant};
+use super::partial::{PARTIAL_HEADER, TRUNCATED_HEADER};
+use super::tempo_model as model;
 use crate::engine::lookup::TraceLookup;
-use crate::engine::search::TagScope;
+use crate::engine::search::TraceMatch;
 
-/// The Tempo routes, over `lookup`.
-pub(crate) fn router(lookup: Arc<TraceLookup>) -> Router {
+/// The Tempo routes, over `lookup`; tag listings without a window cover the last
+/// `tag_lookback`.
+pub(crate) fn router(lookup: Arc<TraceLookup>, tag_lookback: std::time::Duration) -> Router {
     Router::new()
         .route("/api/traces/{trace_id}", get(trace_v1))
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
         .route("/api/search", get(search))
-        .route("/api/search/tags", get(tags_v1))
-        .route("/api/v2/search/tags", get(tags_v2))
-        .route("/api/search/tag/{tag}/values", get(values_v1))
-        .route("/api/v2/search/tag/{tag}/values", get(values_v2))
-        .with_state(lookup)
+        .with_state(Arc::clone(&lookup))
+        .merge(super::tempo_tags::router(lookup, tag_lookback))
 }
 
-/// The query parameters of a request, refusing any it does not know: a misspelt parameter
-/// silently ignored would give a wrong answer that looks right.
-fn params(raw: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
-    Ok(only_known(raw.keys().map(String::as_str), known)?)
+/// Notes the query parameters a request has beyond `known` (logged at debug, never refused:
+/// proxies and clients add their own, and Grafana's resource proxy forwards its own).
+fn params(raw: &HashMap<String, String>, known: &[&str]) {
+    ignore_unknown(raw.keys().map(String::as_str), known);
 }
 
 fn parse_seconds(name: &str, v: &str) -> Result<u64, ApiError> {
@@ -48,8 +53,7 @@ fn parse_seconds(name: &str, v: &str) -> Result<u64, ApiError> {
 }
 
 /// `start` and `end` (Unix seconds, as Tempo takes them) as an inclusive ns window.
-fn window(raw: &HashMap<String, String>) -> Result<Option<(u64, u64)>, ApiError> {
-    params(raw, &["start", "end"])?;
+pub(super) fn window(raw: &HashMap<String, String>) -> Result<Option<(u64, u64)>, ApiError> {
     let get = |name: &str| raw.get(name).map(String::as_str).filter(|s| !s.is_empty());
     let start = get("start")
         .map(|s| parse_seconds("start", s))
@@ -86,6 +90,7 @@ async fn find(
 ) -> Result<TracesData, ApiError> {
     let tenant = tenant(headers)?;
     let id = TraceId::from_hex(id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    params(raw, &["start", "end"]);
     let window = window(raw)?;
     let spans = lookup.find(&tenant, &id, window).await.map_err(|e| {
         tracing::error!(%tenant, trace = %id, error = %e, "trace lookup failed");
@@ -146,236 +151,221 @@ async fn trace_v2(
 
 /// Traces a search returns when it names no limit (Tempo's default).
 const DEFAULT_LIMIT: usize = 20;
+/// Spans shown per spanset when the search names no `spss` (Tempo's default).
+const DEFAULT_SPANS_PER_SPANSET: usize = 3;
+/// Most spans per spanset a search may ask for.
+const MAX_SPANS_PER_SPANSET: usize = 1_000;
 
-/// The query of `GET /api/search`, with Tempo's semantics.
-fn search_query(raw: &HashMap<String, String>) -> Result<TraceQuery, ApiError> {
-    if raw.contains_key("q") {
-        return Err(ApiError::bad_request(
-            "TraceQL (q=) is not supported yet; search with tags=, minDuration=, maxDuration=, start=, end= and limit=",
-        ));
+/// A search of `GET /api/search` and how to show it.
+pub(super) struct TempoSearch {
+    pub(super) search: Search,
+    /// Spans shown per spanset.
+    pub(super) spss: usize,
+}
+
+fn positive(
+    raw: &HashMap<String, String>,
+    name: &str,
+    max: usize,
+) -> Result<Option<usize>, ApiError> {
+    let Some(v) = raw.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let n: usize = v
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{name}={v:?} is not a whole number")))?;
+    if n == 0 || n > max {
+        return Err(ApiError::bad_request(format!(
+            "{name}={n} is out of range; use 1 to {max}"
+        )));
     }
+    Ok(Some(n))
+}
+
+/// The search of `GET /api/search`: TraceQL in `q`, or a legacy tag search in `tags`
+/// (translated to TraceQL), with Tempo's other parameters.
+pub(super) fn search_request(raw: &HashMap<String, String>) -> Result<TempoSearch, ApiError> {
     params(
         raw,
         &[
+            "q",
             "tags",
             "minDuration",
             "maxDuration",
             "limit",
+            "spss",
             "start",
             "end",
         ],
-    )?;
-    let mut query = TraceQuery {
-        semantics: Semantics::Trace,
-        limit: DEFAULT_LIMIT,
-        ..Default::default()
-    };
-    if let Some(tags) = raw.get("tags") {
-        for (k, v) in logfmt(tags).map_err(ApiError::bad_request)? {
-            match k.as_str() {
-                "service.name" => query.service_name = Some(v),
-                "name" => query.span_name = Some(v),
-                _ => query.tags.push((k, v)),
-            }
-        }
+    );
+    let non_empty = |name: &str| raw.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let (q, tags) = (non_empty("q"), non_empty("tags"));
+    if q.is_some() && tags.is_some() {
+        return Err(ApiError::bad_request(
+            "q= (TraceQL) and tags= (a legacy tag search) cannot be combined; write the tags as TraceQL conditions in q",
+        ));
     }
     let duration = |name: &str| -> Result<Option<u64>, ApiError> {
-        raw.get(name)
-            .filter(|v| !v.is_empty())
+        non_empty(name)
             .map(|v| go_duration(v).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))))
             .transpose()
     };
-    query.min_duration_nanos = duration("minDuration")?;
-    query.max_duration_nanos = duration("maxDuration")?;
-    if let (Some(min), Some(max)) = (query.min_duration_nanos, query.max_duration_nanos)
+    let (min, max) = (duration("minDuration")?, duration("maxDuration")?);
+    if let (Some(min), Some(max)) = (min, max)
         && min > max
     {
         return Err(ApiError::bad_request(
             "minDuration is greater than maxDuration",
         ));
     }
-    if let Some(l) = raw.get("limit").filter(|v| !v.is_empty()) {
-        let limit: usize = l
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("limit={l:?} is not a whole number")))?;
-        if limit == 0 || limit > MAX_LIMIT {
-            return Err(ApiError::bad_request(format!(
-                "limit={limit} is out of range; use 1 to {MAX_LIMIT}"
-            )));
+    let mut search = match q {
+        Some(q) => Search::new(
+            skein_traceql::parse(q)
+                .map_err(|e| ApiError::bad_request(format!("invalid TraceQL query: {e}")))?,
+        ),
+        None => {
+            let mut legacy = TraceQuery {
+                semantics: Semantics::Trace,
+                ..Default::default()
+            };
+            for (k, v) in logfmt(tags.unwrap_or("")).map_err(ApiError::bad_request)? {
+                match k.as_str() {
+                    "service.name" => legacy.service_name = Some(v),
+                    "name" => legacy.span_name = Some(v),
+                    _ => legacy.tags.push((k, v)),
+                }
+            }
+            legacy
+                .to_search()
+                .map_err(|e| ApiError::bad_request(format!("the tag search is too large: {e}")))?
         }
-        query.limit = limit;
-    }
-    let mut window = raw.clone();
-    window.retain(|k, _| k == "start" || k == "end");
-    if let Some((start, end)) = self::window(&window)? {
-        query.start_unix_nano = Some(start);
-        query.end_unix_nano = (end != u64::MAX).then_some(end);
-    }
-    Ok(query)
+    };
+    search.min_trace_duration_nanos = min;
+    search.max_trace_duration_nanos = max;
+    search.limit = positive(raw, "limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let spss = positive(raw, "spss", MAX_SPANS_PER_SPANSET)?.unwrap_or(DEFAULT_SPANS_PER_SPANSET);
+    let mut window_params = raw.clone();
+    window_params.retain(|k, _| k == "start" || k == "end");
+    search.window = window(&window_params)?;
+    search.window_on = WindowOn::Trace;
+    Ok(TempoSearch { search, spss })
 }
 
 /// Tempo's name for a trace whose root span has not arrived.
 const NO_ROOT: &str = "<root span not yet received>";
 
-/// `GET /api/search`: `{"traces": [{traceID, rootServiceName, rootTraceName,
-/// startTimeUnixNano, durationMs, serviceStats}], "metrics": {…}}`, 64-bit numbers as strings.
+fn search_span(s: &SpanRecord, query: &skein_traceql::Query) -> model::Span {
+    model::Span {
+        span_id: s.span_id().map(|id| id.to_hex()).unwrap_or_default(),
+        name: s.span.name.clone(),
+        start_time_unix_nano: s.span.start_time_unix_nano.to_string(),
+        duration_nanos: s.duration_nanos().to_string(),
+        attributes: query
+            .shown_attributes(s)
+            .iter()
+            .map(|(k, v)| model::KeyValue::new(k.clone(), v))
+            .collect(),
+    }
+}
+
+/// One trace of a search answer.
+pub(super) fn trace_metadata(
+    t: &TraceSummary,
+    m: &TraceMatch,
+    query: &skein_traceql::Query,
+    spss: usize,
+) -> model::TraceSearchMetadata {
+    let or_no_root = |v: &str| match v.is_empty() {
+        true => NO_ROOT.to_owned(),
+        false => v.to_owned(),
+    };
+    let span_sets: Vec<model::SpanSet> = m
+        .spansets
+        .iter()
+        .map(|set| model::SpanSet {
+            spans: set
+                .spans
+                .iter()
+                .take(spss)
+                .filter_map(|&i| m.spans.get(i))
+                .map(|s| search_span(s, query))
+                .collect(),
+            matched: u32::try_from(set.spans.len()).unwrap_or(u32::MAX),
+            attributes: set
+                .attributes
+                .iter()
+                .map(|(k, v)| model::KeyValue::new(k.clone(), v))
+                .collect(),
+        })
+        .collect();
+    model::TraceSearchMetadata {
+        trace_id: t.trace_id.to_hex(),
+        root_service_name: or_no_root(&t.root_service_name),
+        root_trace_name: or_no_root(&t.root_span_name),
+        start_time_unix_nano: t.start_unix_nano.to_string(),
+        duration_ms: u32::try_from(t.duration_nanos / 1_000_000).unwrap_or(u32::MAX),
+        span_set: span_sets.first().cloned(),
+        span_sets,
+        service_stats: t
+            .services
+            .iter()
+            .map(|(svc, s)| {
+                (
+                    svc.clone(),
+                    model::ServiceStats {
+                        span_count: u32::try_from(s.spans).unwrap_or(u32::MAX),
+                        error_count: u32::try_from(s.errors).unwrap_or(u32::MAX),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// `GET /api/search`: Tempo's `SearchResponse`. A search cut short by its budget of trace
+/// reads is marked partial in headers only (the body is exactly the message).
 async fn search(
     State(lookup): State<Arc<TraceLookup>>,
     Query(raw): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let tenant = tenant(&headers)?;
-    let query = search_query(&raw)?;
-    let result = lookup.search(&tenant, &query).await.map_err(|e| {
-        tracing::error!(%tenant, error = %e, "search failed");
-        ApiError::internal("the search could not be completed; see the querier's log")
-    })?;
-    let traces: Vec<serde_json::Value> = result
+    let request = search_request(&raw)?;
+    let result = lookup
+        .search_traceql(&tenant, &request.search)
+        .await
+        .map_err(search_error)?;
+    let query = &request.search.query;
+    let traces = result
         .traces
         .iter()
-        .map(|t| {
-            let stats: serde_json::Map<String, serde_json::Value> = t
-                .services
-                .iter()
-                .map(|(svc, s)| {
-                    (
-                        svc.clone(),
-                        serde_json::json!({ "spanCount": s.spans, "errorCount": s.errors }),
-                    )
-                })
-                .collect();
-            let or_no_root = |v: &str| {
-                if v.is_empty() {
-                    NO_ROOT.to_owned()
-                } else {
-                    v.to_owned()
-                }
-            };
-            serde_json::json!({
-                "traceID": t.trace_id.to_hex(),
-                "rootServiceName": or_no_root(&t.root_service_name),
-                "rootTraceName": or_no_root(&t.root_span_name),
-                "startTimeUnixNano": t.start_unix_nano.to_string(),
-                "durationMs": t.duration_nanos / 1_000_000,
-                "spanCount": t.span_count,
-                "errorCount": t.error_count,
-                "serviceStats": stats,
-            })
-        })
+        .zip(&result.matched)
+        .map(|(t, m)| trace_metadata(t, m, query, request.spss))
         .collect();
-    Ok(json(serde_json::json!({
-        "traces": traces,
-        "metrics": {
-            "inspectedTraces": result.inspected_traces,
-            "inspectedBlocks": result.inspected_blocks,
-            "completedJobs": result.inspected_blocks,
-            "totalJobs": result.inspected_blocks,
+    let jobs = u32::try_from(result.total_blocks).unwrap_or(u32::MAX);
+    let body = model::SearchResponse {
+        traces,
+        metrics: model::SearchMetrics {
+            inspected_traces: u32::try_from(result.inspected_traces).unwrap_or(u32::MAX),
+            total_blocks: jobs,
+            completed_jobs: jobs,
+            total_jobs: jobs,
+            total_block_bytes: result.total_block_bytes.to_string(),
+            inspected_spans: result.inspected_spans.to_string(),
+            ..Default::default()
         },
-    })))
-}
-
-fn full_window(raw: &HashMap<String, String>, extra: &[&str]) -> Result<(u64, u64), ApiError> {
-    let mut known = vec!["start", "end"];
-    known.extend_from_slice(extra);
-    params(raw, &known)?;
-    let mut w = raw.clone();
-    w.retain(|k, _| k == "start" || k == "end");
-    Ok(window(&w)?.unwrap_or((0, u64::MAX)))
-}
-
-fn failed(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "tag listing failed");
-    ApiError::internal("the tags could not be listed; see the querier's log")
-}
-
-/// `GET /api/search/tags`: `{"tagNames": [...]}`, span and resource attribute keys.
-async fn tags_v1(
-    State(lookup): State<Arc<TraceLookup>>,
-    Query(raw): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
-    let window = full_window(&raw, &["limit", "maxStaleValues"])?;
-    let names = lookup.tag_names(&tenant, window).await.map_err(failed)?;
-    let all: std::collections::BTreeSet<&String> =
-        names.span.iter().chain(&names.resource).collect();
-    Ok(json(serde_json::json!({ "tagNames": all })))
-}
-
-/// `GET /api/v2/search/tags`: `{"scopes": [{"name": "span", "tags": [...]}, {"name":
-/// "resource", ...}]}`; `scope=span|resource` picks one.
-async fn tags_v2(
-    State(lookup): State<Arc<TraceLookup>>,
-    Query(raw): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
-    let window = full_window(&raw, &["scope", "q", "limit", "maxStaleValues"])?;
-    let want = raw.get("scope").map(String::as_str).unwrap_or("");
-    if !["", "all", "span", "resource", "intrinsic"].contains(&want) {
-        return Err(ApiError::bad_request(format!(
-            "scope={want:?} is not one of span, resource, intrinsic, all"
-        )));
-    }
-    let names = lookup.tag_names(&tenant, window).await.map_err(failed)?;
-    let mut scopes = Vec::new();
-    if matches!(want, "" | "all" | "span") {
-        scopes.push(serde_json::json!({ "name": "span", "tags": names.span }));
-    }
-    if matches!(want, "" | "all" | "resource") {
-        scopes.push(serde_json::json!({ "name": "resource", "tags": names.resource }));
-    }
-    if matches!(want, "" | "all" | "intrinsic") {
-        scopes.push(serde_json::json!({ "name": "intrinsic", "tags": ["duration", "kind", "name", "status", "statusMessage"] }));
-    }
-    Ok(json(serde_json::json!({ "scopes": scopes })))
-}
-
-/// `GET /api/search/tag/{tag}/values`: `{"tagValues": [...]}`.
-async fn values_v1(
-    State(lookup): State<Arc<TraceLookup>>,
-    Path(tag): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
-    let window = full_window(&raw, &["limit", "maxStaleValues"])?;
-    let values = lookup
-        .tag_values(&tenant, None, &tag, window)
-        .await
-        .map_err(failed)?;
-    let strings: std::collections::BTreeSet<&String> = values.iter().map(|(_, v)| v).collect();
-    Ok(json(serde_json::json!({ "tagValues": strings })))
-}
-
-/// `GET /api/v2/search/tag/{tag}/values`, the tag in TraceQL form (`resource.service.name`,
-/// `span.http.method`, `.anything`): `{"tagValues": [{"type", "value"}]}`.
-async fn values_v2(
-    State(lookup): State<Arc<TraceLookup>>,
-    Path(tag): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
-    let window = full_window(&raw, &["q", "limit", "maxStaleValues"])?;
-    let (scope, key) = if let Some(k) = tag.strip_prefix("resource.") {
-        (Some(TagScope::Resource), k)
-    } else if let Some(k) = tag.strip_prefix("span.") {
-        (Some(TagScope::Span), k)
-    } else if let Some(k) = tag.strip_prefix('.') {
-        (None, k)
-    } else {
-        return Err(ApiError::bad_request(format!(
-            "tag {tag:?} needs a scope: resource.{tag}, span.{tag} or .{tag} (either)"
-        )));
     };
-    let values = lookup
-        .tag_values(&tenant, scope, key, window)
-        .await
-        .map_err(failed)?;
-    let list: Vec<serde_json::Value> = values
-        .into_iter()
-        .map(|(ty, v)| serde_json::json!({ "type": ty, "value": v }))
-        .collect();
-    Ok(json(serde_json::json!({ "tagValues": list })))
+    let mut response = axum::Json(body).into_response();
+    if result.truncated {
+        response
+            .headers_mut()
+            .insert(PARTIAL_HEADER, axum::http::HeaderValue::from_static("true"));
+        response.headers_mut().insert(
+            TRUNCATED_HEADER,
+            axum::http::HeaderValue::from_static(
+                "the search read as many traces as one search may; narrow the query or the time range",
+            ),
+        );
+    }
+    Ok(response)
 }

@@ -1,5 +1,6 @@
 //! Reading a block: one trace by ID, or every span with simple predicates pushed down.
 
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -140,21 +141,32 @@ impl BlockReader {
     /// Like [`find_trace`](Self::find_trace) but skipping the bloom filter, for callers that
     /// consulted a cached copy already.
     pub async fn find_trace_unchecked(&self, id: &TraceId) -> Result<Vec<SpanRecord>> {
+        let mut found = self.find_traces_unchecked(std::slice::from_ref(id)).await?;
+        Ok(found.remove(id).unwrap_or_default())
+    }
+
+    /// Every span of each trace of `ids` in the block, in one pass over the row groups that
+    /// may hold any of them (no bloom filter consulted). Traces the block lacks are absent.
+    pub async fn find_traces_unchecked(
+        &self,
+        ids: &[TraceId],
+    ) -> Result<HashMap<TraceId, Vec<SpanRecord>>> {
         let row_groups: Vec<usize> = self
             .meta
             .row_groups
             .iter()
             .enumerate()
-            .filter(|(_, rg)| rg.may_contain(id))
+            .filter(|(_, rg)| ids.iter().any(|id| rg.may_contain(id)))
             .map(|(i, _)| i)
             .collect();
+        let mut out: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
         if row_groups.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let footer = self.footer().await?;
         let schema = footer.file_metadata().schema_descr();
         let trace_id_leaf = leaf_index(schema, col::TRACE_ID)?;
-        let want = *id;
+        let want: HashSet<[u8; 16]> = ids.iter().map(|id| id.0).collect();
         // The filter reads only the trace_id column; the page index then lets the reader fetch
         // just the pages of the other columns that hold the selected rows.
         let predicate = ArrowPredicateFn::new(
@@ -167,12 +179,15 @@ impl BlockReader {
                     .ok_or_else(|| {
                         arrow::error::ArrowError::SchemaError("trace_id is not binary(16)".into())
                     })?;
-                Ok(BooleanArray::from_iter(
-                    ids.iter().map(|v| Some(v == Some(&want.0[..]))),
-                ))
+                Ok(BooleanArray::from_iter(ids.iter().map(|v| {
+                    Some(
+                        v.and_then(|v| <[u8; 16]>::try_from(v).ok())
+                            .is_some_and(|v| want.contains(&v)),
+                    )
+                })))
             },
         );
-        let stream = self
+        let mut stream = self
             .builder(footer)
             .await?
             .with_row_groups(row_groups)
@@ -180,12 +195,16 @@ impl BlockReader {
             .build()?;
         let mut assembler = TraceAssembler::new();
         let mut spans = Vec::new();
-        let mut stream = stream;
         while let Some(batch) = stream.try_next().await? {
             spans.extend(assembler.push(&batch)?);
         }
         spans.extend(assembler.finish()?);
-        Ok(spans)
+        for s in spans {
+            if let Ok(id) = s.trace_id() {
+                out.entry(id).or_default().push(s);
+            }
+        }
+        Ok(out)
     }
 
     /// Every span of the block that matches `filter`, one item per row group.

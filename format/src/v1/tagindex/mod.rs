@@ -43,10 +43,13 @@
 //! - `bundle`: the container, written by [`build`](fn@build) and read by [`unpack`];
 //! - `query`: [`TagIndex`], the opened index, and what it answers ([`IndexQuery`],
 //!   [`TraceHit`], [`Scope`]);
+//! - `condition`: pruning for richer queries ([`IndexCondition`]): the traces with a span that
+//!   may satisfy a condition, a superset the caller decides on the spans;
 //! - `cursor`: LEB128 writing and the byte cursor the table and the bundle are read with.
 
 mod build;
 mod bundle;
+mod condition;
 mod cursor;
 mod fields;
 mod query;
@@ -55,6 +58,7 @@ mod terms;
 
 pub use build::build;
 pub use bundle::unpack;
+pub use condition::{AttrType, IndexCondition};
 pub use fields::{bucket_range, duration_bucket};
 pub use query::{IndexQuery, Scope, TagIndex, TraceHit};
 pub use terms::{MAX_INDEXED_VALUES, MAX_TERM_VALUE, SPANS_PER_INDEXED_VALUE, type_name};

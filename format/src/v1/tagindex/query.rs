@@ -30,9 +30,9 @@ pub enum Scope {
 
 /// A block's tag index, opened from a directory written by [`unpack`](super::unpack).
 pub struct TagIndex {
-    reader: IndexReader,
-    fields: Fields,
-    table: Table,
+    pub(super) reader: IndexReader,
+    pub(super) fields: Fields,
+    pub(super) table: Table,
     location: String,
 }
 
@@ -78,28 +78,38 @@ pub struct TraceHit {
 }
 
 /// A set of documents.
-struct Docs(Vec<u64>);
+pub(super) struct Docs(Vec<u64>);
 
 impl Docs {
-    fn empty(n: u32) -> Self {
+    pub(super) fn empty(n: u32) -> Self {
         Docs(vec![0; (n as usize).div_ceil(64)])
     }
 
-    fn insert(&mut self, d: u32) {
+    pub(super) fn full(n: u32) -> Self {
+        let mut all = Docs::empty(n);
+        (0..n).for_each(|d| all.insert(d));
+        all
+    }
+
+    pub(super) fn insert(&mut self, d: u32) {
         if let Some(w) = self.0.get_mut(d as usize / 64) {
             *w |= 1 << (d % 64);
         }
     }
 
-    fn and(&mut self, other: &Docs) {
+    pub(super) fn and(&mut self, other: &Docs) {
         self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a &= b);
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn or(&mut self, other: &Docs) {
+        self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a |= b);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
 
-    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().enumerate().flat_map(|(i, &w)| {
             let mut w = w;
             std::iter::from_fn(move || {
@@ -142,7 +152,29 @@ impl TagIndex {
         })
     }
 
-    fn corrupt(&self, e: impl std::fmt::Display) -> Error {
+    /// Adds the documents of `segment` holding `term` in `field` to `docs`.
+    pub(super) fn postings(
+        &self,
+        segment: &tantivy::SegmentReader,
+        field: Field,
+        term: &Term,
+        docs: &mut Docs,
+    ) -> Result<()> {
+        let inverted = segment.inverted_index(field).map_err(|e| self.corrupt(e))?;
+        if let Some(mut p) = inverted
+            .read_postings(term, IndexRecordOption::Basic)
+            .map_err(|e| self.corrupt(e))?
+        {
+            let mut d = p.doc();
+            while d != TERMINATED {
+                docs.insert(d);
+                d = p.advance();
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn corrupt(&self, e: impl std::fmt::Display) -> Error {
         Error::corrupt("tag index", &self.location, e)
     }
 
@@ -266,18 +298,7 @@ impl TagIndex {
             }
         };
         let postings = |field: Field, term: Term, docs: &mut Docs| -> Result<()> {
-            let inverted = segment.inverted_index(field).map_err(|e| self.corrupt(e))?;
-            if let Some(mut p) = inverted
-                .read_postings(&term, IndexRecordOption::Basic)
-                .map_err(|e| self.corrupt(e))?
-            {
-                let mut d = p.doc();
-                while d != TERMINATED {
-                    docs.insert(d);
-                    d = p.advance();
-                }
-            }
-            Ok(())
+            self.postings(segment, field, &term, docs)
         };
 
         let mut conditions: Vec<Docs> = Vec::new();
