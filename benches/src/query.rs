@@ -657,6 +657,7 @@ enum Kind {
     SearchTag,
     SearchServiceError,
     SearchStructural,
+    SearchStructuralChild,
     SearchStructuralNegated,
     SearchPipeline,
     TagValues,
@@ -664,7 +665,7 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 15] = [
         Kind::IdHit,
         Kind::IdHitHint,
         Kind::IdMiss,
@@ -675,6 +676,7 @@ impl Kind {
         Kind::SearchTag,
         Kind::SearchServiceError,
         Kind::SearchStructural,
+        Kind::SearchStructuralChild,
         Kind::SearchStructuralNegated,
         Kind::SearchPipeline,
         Kind::TagValues,
@@ -693,6 +695,7 @@ impl Kind {
             Kind::SearchTag => "{http.route}, last 1 h",
             Kind::SearchServiceError => "{service && status=error}, 1 h",
             Kind::SearchStructural => "{frontend} >> {service}, 1 h",
+            Kind::SearchStructuralChild => "{server} > {client && error}, 1 h",
             Kind::SearchStructuralNegated => "{server} !> {client && error}, 1h",
             Kind::SearchPipeline => "{service} | count() > 3, 1 h",
             Kind::TagValues => "tag values http.route, last 1 h",
@@ -804,6 +807,7 @@ impl Bench {
             | Kind::SearchTag
             | Kind::SearchServiceError
             | Kind::SearchStructural
+            | Kind::SearchStructuralChild
             | Kind::SearchStructuralNegated
             | Kind::SearchPipeline => {
                 let service = pick(rng, &m.services);
@@ -823,6 +827,9 @@ impl Bench {
                     Kind::SearchStructural => format!(
                         "{{resource.service.name=\"frontend\"}} >> {{resource.service.name=\"{service}\"}}"
                     ),
+                    Kind::SearchStructuralChild => {
+                        "{kind=server} > {kind=client && status=error}".to_owned()
+                    }
                     Kind::SearchStructuralNegated => {
                         "{kind=server} !> {kind=client && status=error}".to_owned()
                     }
@@ -842,6 +849,7 @@ impl Bench {
                 let service = pick(rng, &m.services);
                 let mut s = search(format!("{{resource.service.name=\"{service}\"}}"))?;
                 s.limit = 1_000;
+                s.whole_spans = true;
                 let (result, (elapsed, counts)) = self
                     .measure(async {
                         let r = lookup.search_traceql(&self.tenant, &s).await?;

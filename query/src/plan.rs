@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use skein_format::SpanRecord;
+use skein_format::block::SpanParts;
 use skein_traceql::{AttrScope, CompareOp, Field, Leaf, Query, SpanCondition, SpanSet, Value};
 
 /// Which spans of a trace a search with a window looks at: the query is evaluated on the
@@ -46,6 +47,9 @@ pub struct Search {
     pub min_trace_duration_nanos: Option<u64>,
     /// Longest trace that matches, inclusive.
     pub max_trace_duration_nanos: Option<u64>,
+    /// Read every part of every span, not only what the query observes (for callers that
+    /// look at more of the matched spans than the query, such as narrowed tag listings).
+    pub whole_spans: bool,
 }
 
 impl Search {
@@ -58,7 +62,37 @@ impl Search {
             limit: 0,
             min_trace_duration_nanos: None,
             max_trace_duration_nanos: None,
+            whole_spans: false,
         }
+    }
+
+    /// The parts of a span the query can observe: what executors must decode (the rest may
+    /// stay empty, see [`SpanParts`]).
+    pub fn span_parts(&self) -> SpanParts {
+        if self.whole_spans {
+            return SpanParts::ALL;
+        }
+        let mut parts = SpanParts::CORE;
+        for f in self.query.fields() {
+            match f {
+                Field::Attribute { scope, key } => match scope {
+                    Some(AttrScope::Span) => parts.span_attrs.add(key),
+                    Some(AttrScope::Resource) => parts.resource.add(key),
+                    Some(AttrScope::Event) => parts.events = true,
+                    Some(AttrScope::Link) => parts.links = true,
+                    Some(AttrScope::Instrumentation) => parts.scope = true,
+                    None => {
+                        parts.span_attrs.add(key);
+                        parts.resource.add(key);
+                    }
+                },
+                Field::EventName => parts.events = true,
+                Field::LinkTraceId | Field::LinkSpanId => parts.links = true,
+                Field::InstrumentationName | Field::InstrumentationVersion => parts.scope = true,
+                _ => {}
+            }
+        }
+        parts
     }
 
     /// True when the search looks at span `s` (always without a window).

@@ -89,8 +89,14 @@ impl Query {
     /// `event.` and `link.` attributes come from the first event or link that has the key;
     /// values TraceQL cannot compare (bytes, maps) are shown as text.
     pub fn shown_attributes(&self, span: &SpanRecord) -> Vec<(String, Value)> {
-        let mut refs: Vec<(Option<AttrScope>, &str)> = Vec::new();
-        collect_pipeline(&self.pipeline, &mut refs);
+        let refs: Vec<(Option<AttrScope>, &str)> = self
+            .fields()
+            .into_iter()
+            .filter_map(|f| match f {
+                Field::Attribute { scope, key } => Some((*scope, key.as_str())),
+                _ => None,
+            })
+            .collect();
         let spans = std::slice::from_ref(span);
         let trace = eval::Trace::new(spans);
         let ctx = eval::filter::SpanCtx::new(&trace, 0);
@@ -103,6 +109,15 @@ impl Query {
                 }
             }
         }
+        out
+    }
+
+    /// Every field the query reads (intrinsics and attributes), each once, in order of
+    /// appearance: what an executor must decode for the evaluator to see what it would see on
+    /// whole spans.
+    pub fn fields(&self) -> Vec<&Field> {
+        let mut out = Vec::new();
+        collect_pipeline(&self.pipeline, &mut out);
         out
     }
 
@@ -125,7 +140,7 @@ impl FromStr for Query {
     }
 }
 
-fn collect_pipeline<'q>(p: &'q Pipeline, out: &mut Vec<(Option<AttrScope>, &'q str)>) {
+fn collect_pipeline<'q>(p: &'q Pipeline, out: &mut Vec<&'q Field>) {
     for stage in &p.stages {
         match stage {
             Stage::Spanset(e) => collect_spanset(e, out),
@@ -142,7 +157,7 @@ fn collect_pipeline<'q>(p: &'q Pipeline, out: &mut Vec<(Option<AttrScope>, &'q s
     }
 }
 
-fn collect_spanset<'q>(e: &'q SpansetExpr, out: &mut Vec<(Option<AttrScope>, &'q str)>) {
+fn collect_spanset<'q>(e: &'q SpansetExpr, out: &mut Vec<&'q Field>) {
     match e {
         SpansetExpr::Filter(None) => {}
         SpansetExpr::Filter(Some(body)) => collect_field_expr(body, out),
@@ -154,7 +169,7 @@ fn collect_spanset<'q>(e: &'q SpansetExpr, out: &mut Vec<(Option<AttrScope>, &'q
     }
 }
 
-fn collect_field_expr<'q>(e: &'q FieldExpr, out: &mut Vec<(Option<AttrScope>, &'q str)>) {
+fn collect_field_expr<'q>(e: &'q FieldExpr, out: &mut Vec<&'q Field>) {
     match e {
         FieldExpr::Literal(_) => {}
         FieldExpr::Field(f) => collect_field(f, out),
@@ -171,11 +186,8 @@ fn collect_field_expr<'q>(e: &'q FieldExpr, out: &mut Vec<(Option<AttrScope>, &'
     }
 }
 
-fn collect_field<'q>(f: &'q Field, out: &mut Vec<(Option<AttrScope>, &'q str)>) {
-    if let Field::Attribute { scope, key } = f {
-        let r = (*scope, key.as_str());
-        if !out.contains(&r) {
-            out.push(r);
-        }
+fn collect_field<'q>(f: &'q Field, out: &mut Vec<&'q Field>) {
+    if !out.contains(&f) {
+        out.push(f);
     }
 }

@@ -5,6 +5,7 @@ mod bloom_remote;
 mod fixtures;
 mod io_budget;
 mod model;
+mod parts;
 mod pyarrow;
 mod roundtrip;
 mod tagindex;

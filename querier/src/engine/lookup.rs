@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
+use skein_format::block::SpanParts;
 use skein_format::bloom::BloomFilter;
 use skein_format::layout::{names, read_block_object};
 use skein_format::tagindex::TagIndex;
@@ -65,11 +66,15 @@ impl TraceLookup {
     /// without one): in the other blocks whose trace-ID ranges (from the metas) and cached bloom filters allow it, each
     /// such block read once for all of them, and in the ingesters. Also returns how many
     /// blocks were read. A trace that lies wholly in `block` is absent.
+    ///
+    /// Only `parts` of each span are read (the others stripped, also from the ingesters'
+    /// whole spans, so that copies of one span from different places compare equal).
     pub(crate) async fn elsewhere(
         &self,
         tenant: &TenantId,
         ids: &[TraceId],
         block: Option<BlockId>,
+        parts: SpanParts,
     ) -> Result<(HashMap<TraceId, Vec<SpanRecord>>, usize)> {
         let blocks = self.blocks.blocks(tenant).await?;
         let mut reads: Vec<(BlockMeta, Vec<TraceId>)> = Vec::new();
@@ -92,19 +97,25 @@ impl TraceLookup {
             }
         }
         let read = reads.len();
-        let parts: Vec<HashMap<TraceId, Vec<SpanRecord>>> = futures::stream::iter(reads)
-            .map(|(meta, ids)| async move { self.reader(&meta).find_traces_unchecked(&ids).await })
+        let found: Vec<HashMap<TraceId, Vec<SpanRecord>>> = futures::stream::iter(reads)
+            .map(|(meta, ids)| {
+                let parts = parts.clone();
+                async move { self.reader(&meta).find_traces_parts(&ids, parts).await }
+            })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
         let mut out: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
-        for part in parts {
+        for part in found {
             for (id, spans) in part {
                 out.entry(id).or_default().extend(spans);
             }
         }
         for r in &self.recent {
-            for (id, spans) in r.find_traces(tenant, ids).await? {
+            for (id, mut spans) in r.find_traces(tenant, ids).await? {
+                if !parts.is_all() {
+                    spans.iter_mut().for_each(|s| parts.strip(s));
+                }
                 out.entry(id).or_default().extend(spans);
             }
         }

@@ -36,7 +36,8 @@ use crate::error::{Error, Result};
 /// A matching trace: every span of it, and the spansets the query yields on it.
 #[derive(Debug, Clone)]
 pub struct TraceMatch {
-    /// The whole trace, by start time.
+    /// The whole trace, by start time, with the parts of each span the query reads
+    /// (`Search::span_parts`; the others empty).
     pub spans: Vec<SpanRecord>,
     /// Spansets; their span indices point into `spans`.
     pub spansets: Vec<SpanSet>,
@@ -219,25 +220,38 @@ impl TraceLookup {
         block: &BlockMeta,
     ) -> Result<Vec<(TraceSummary, TraceMatch)>> {
         let ids: Vec<TraceId> = chunk.iter().map(|c| c.id).collect();
-        let (mut elsewhere, _) = self.elsewhere(tenant, &ids, Some(block.block_id)).await?;
         let unread: Vec<TraceId> = chunk
             .iter()
             .filter(|c| c.local.is_none())
             .map(|c| c.id)
             .collect();
-        let mut here = match unread.is_empty() {
-            true => HashMap::new(),
-            false => {
-                self.reader_for(block)
-                    .find_traces_unchecked(&unread)
-                    .await?
+        let parts = search.span_parts();
+        let here = async {
+            match unread.is_empty() {
+                true => Ok(HashMap::new()),
+                false => {
+                    self.reader_for(block)
+                        .find_traces_parts(&unread, parts.clone())
+                        .await
+                }
             }
         };
+        let (elsewhere, here) = futures::join!(
+            self.elsewhere(tenant, &ids, Some(block.block_id), parts.clone()),
+            here
+        );
+        let ((mut elsewhere, _), mut here) = (elsewhere?, here?);
         let mut out = Vec::new();
         for c in chunk {
-            let local = c
-                .local
-                .unwrap_or_else(|| here.remove(&c.id).unwrap_or_default());
+            let local = match c.local {
+                // A scan read whole spans: stripped like the pieces read in part.
+                Some(mut spans) if !parts.is_all() => {
+                    spans.iter_mut().for_each(|s| parts.strip(s));
+                    spans
+                }
+                Some(spans) => spans,
+                None => here.remove(&c.id).unwrap_or_default(),
+            };
             let pieces = elsewhere.remove(&c.id).unwrap_or_default();
             // Copies a crash-replayed WAL left are dropped as a lookup by ID would.
             if let Some(found) = judge(search, merge(vec![local, pieces])) {
@@ -339,7 +353,9 @@ impl TraceLookup {
                 break;
             }
             result.inspected_traces += ids.len() as u64;
-            let (mut pieces, _) = self.elsewhere(tenant, &ids, None).await?;
+            let (mut pieces, _) = self
+                .elsewhere(tenant, &ids, None, search.span_parts())
+                .await?;
             for id in ids {
                 let spans = merge(vec![pieces.remove(&id).unwrap_or_default()]);
                 result.inspected_spans += spans.len() as u64;

@@ -129,6 +129,8 @@ impl Tags {
         search.window = Some(window);
         search.window_on = WindowOn::Trace;
         search.limit = NARROWING_TRACES;
+        // The listing reads attributes the query may not name.
+        search.whole_spans = true;
         let result = self
             .lookup
             .search_traceql(&tenant, &search)

@@ -4,10 +4,12 @@
 mod attrs;
 mod decode;
 mod encode;
+mod parts;
 mod reader;
 mod writer;
 
 pub use decode::TraceAssembler;
 pub use encode::{EncodeOptions, EncodedStats, encode_spans};
+pub use parts::{Keys, SpanParts};
 pub use reader::{BlockReader, ScanFilter};
 pub use writer::{BlockWriter, EncodedBlock, WriteOptions, encode_block};

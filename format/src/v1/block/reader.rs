@@ -1,6 +1,8 @@
 //! Reading a block: one trace by ID, or every span with simple predicates pushed down.
 
 use std::collections::{HashMap, HashSet};
+
+use super::parts::{SpanParts, complete};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -145,11 +147,22 @@ impl BlockReader {
         Ok(found.remove(id).unwrap_or_default())
     }
 
-    /// Every span of each trace of `ids` in the block, in one pass over the row groups that
-    /// may hold any of them (no bloom filter consulted). Traces the block lacks are absent.
+    /// Every span of each trace of `ids` in the block, in one pass over each row group that
+    /// may hold any of them (no bloom filter consulted), the row groups read concurrently on
+    /// the runtime's threads. Traces the block lacks are absent.
     pub async fn find_traces_unchecked(
         &self,
         ids: &[TraceId],
+    ) -> Result<HashMap<TraceId, Vec<SpanRecord>>> {
+        self.find_traces_parts(ids, SpanParts::ALL).await
+    }
+
+    /// Like [`find_traces_unchecked`](Self::find_traces_unchecked), decoding only `parts` of
+    /// each span (the others empty, as [`SpanParts::strip`] leaves them).
+    pub async fn find_traces_parts(
+        &self,
+        ids: &[TraceId],
+        parts: SpanParts,
     ) -> Result<HashMap<TraceId, Vec<SpanRecord>>> {
         let row_groups: Vec<usize> = self
             .meta
@@ -164,9 +177,33 @@ impl BlockReader {
             return Ok(out);
         }
         let footer = self.footer().await?;
-        let schema = footer.file_metadata().schema_descr();
+        let want: Arc<HashSet<[u8; 16]>> = Arc::new(ids.iter().map(|id| id.0).collect());
+        let reads = row_groups.into_iter().map(|rg| {
+            let (this, footer, want) = (self.clone(), Arc::clone(&footer), Arc::clone(&want));
+            let parts = parts.clone();
+            tokio::spawn(async move { this.traces_in_row_group(footer, rg, want, parts).await })
+        });
+        for read in futures::future::join_all(reads).await {
+            for s in read.map_err(Error::from)?? {
+                if let Ok(id) = s.trace_id() {
+                    out.entry(id).or_default().push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The spans of row group `rg` whose trace ID is in `want`.
+    async fn traces_in_row_group(
+        &self,
+        footer: Arc<ParquetMetaData>,
+        rg: usize,
+        want: Arc<HashSet<[u8; 16]>>,
+        parts: SpanParts,
+    ) -> Result<Vec<SpanRecord>> {
+        let schema = footer.file_metadata().schema_descr_ptr();
+        let schema = schema.as_ref();
         let trace_id_leaf = leaf_index(schema, col::TRACE_ID)?;
-        let want: HashSet<[u8; 16]> = ids.iter().map(|id| id.0).collect();
         // The filter reads only the trace_id column; the page index then lets the reader fetch
         // just the pages of the other columns that hold the selected rows.
         let predicate = ArrowPredicateFn::new(
@@ -187,24 +224,34 @@ impl BlockReader {
                 })))
             },
         );
-        let mut stream = self
-            .builder(footer)
+        let mut builder = self
+            .builder(Arc::clone(&footer))
             .await?
-            .with_row_groups(row_groups)
-            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
-            .build()?;
+            .with_row_groups(vec![rg])
+            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+        let full = Arc::clone(builder.schema());
+        if !parts.is_all() {
+            let fields = schema.root_schema().get_fields();
+            let roots: Vec<usize> = (0..fields.len())
+                .filter(|&i| parts.reads(fields[i].name()))
+                .collect();
+            builder = builder.with_projection(ProjectionMask::roots(schema, roots));
+        }
+        let mut stream = builder.build()?;
         let mut assembler = TraceAssembler::new();
         let mut spans = Vec::new();
         while let Some(batch) = stream.try_next().await? {
+            let batch = match parts.is_all() {
+                true => batch,
+                false => complete(&batch, &full)?,
+            };
             spans.extend(assembler.push(&batch)?);
         }
         spans.extend(assembler.finish()?);
-        for s in spans {
-            if let Ok(id) = s.trace_id() {
-                out.entry(id).or_default().push(s);
-            }
+        if !parts.is_all() {
+            spans.iter_mut().for_each(|s| parts.strip(s));
         }
-        Ok(out)
+        Ok(spans)
     }
 
     /// Every span of the block that matches `filter`, one item per row group.
