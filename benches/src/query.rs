@@ -1,8 +1,9 @@
 //! `skein-bench query`: the querier benchmark. It loads a generated dataset into an object
 //! store (local disk, or an S3 bucket) and measures, in process and without HTTP, what the
-//! read path costs: trace by ID (hits and misses, with and without a time hint), a Tempo
-//! search mix, a tag-value listing, and the object-store requests each one makes, next to the
-//! time of one raw GET of a whole block as the floor.
+//! read path costs: trace by ID (hits and misses, with and without a time hint), TraceQL
+//! searches (the forms Grafana's search builder writes, structural queries, a pipeline), tag-value
+//! listings (plain and narrowed by a query), and the object-store requests each one makes, next
+//! to the time of one raw GET of a whole block as the floor.
 //!
 //! Dataset: `skein_testkit::synth` traces (`--spans`, default 10 million, in `--blocks`,
 //! default 200) spread over the last [`DATASET_SPAN`] (ending when it was generated), cut into
