@@ -308,8 +308,7 @@ impl TraceLookup {
             total_block_bytes: searched.iter().map(|m| m.data_size).sum(),
             ..Default::default()
         };
-        let mut decided: HashSet<TraceId> = HashSet::new();
-        let mut full_reads = 0;
+        let mut budget = Budget::default();
         // Candidates decided together: enough to fill the answer in one round when the
         // candidate condition is exact, few enough not to read far past the cut.
         let chunk_size = search.limit.clamp(16, 256);
@@ -339,14 +338,14 @@ impl TraceLookup {
                     break;
                 }
                 pending.next();
-                if !decided.insert(id) {
+                if !budget.decided.insert(id) {
                     continue;
                 }
-                if full_reads >= MAX_FULL_READS {
+                if budget.full_reads >= MAX_FULL_READS {
                     result.truncated = true;
                     break;
                 }
-                full_reads += 1;
+                budget.full_reads += 1;
                 ids.push(id);
             }
             if ids.is_empty() {
@@ -376,43 +375,65 @@ impl TraceLookup {
                 }
             })
             .buffered(BLOCK_CONCURRENCY);
+        // Blocks are decided in waves: one block while the answer fills up from it, several
+        // blocks with candidates at once (their reads in parallel) when the blocks so far left
+        // it short, as a query with few matches per block does.
         let mut i = 0;
-        while let Some((mut candidates, indexed)) = per_block.try_next().await? {
-            let block = &order[i];
-            i += 1;
-            result.inspected_blocks += 1;
-            result.indexed_blocks += u64::from(indexed);
-            candidates.sort_by(|a, b| b.start_bound.cmp(&a.start_bound).then(a.id.cmp(&b.id)));
-            let mut pending = candidates.into_iter().peekable();
-            let mut stopped = false;
-            while !stopped {
-                // The next candidates that can still make the cut, decided together.
-                let mut chunk = Vec::new();
-                while chunk.len() < chunk_size {
-                    let Some(c) = pending.peek() else { break };
-                    if top.excludes(c.start_bound) {
-                        stopped = true;
-                        break;
-                    }
-                    let Some(c) = pending.next() else { break };
-                    if !decided.insert(c.id) {
-                        continue;
-                    }
-                    if full_reads >= MAX_FULL_READS {
-                        result.truncated = true;
-                        stopped = true;
-                        break;
-                    }
-                    full_reads += 1;
-                    chunk.push(c);
-                }
-                if chunk.is_empty() {
+        let mut width = 1;
+        let mut exhausted = false;
+        while !exhausted {
+            let mut wave: Vec<(usize, Vec<Candidate>, Pending)> = Vec::new();
+            while wave
+                .iter()
+                .filter(|(_, chunk, _)| !chunk.is_empty())
+                .count()
+                < width
+            {
+                let Some((mut candidates, indexed)) = per_block.try_next().await? else {
+                    exhausted = true;
+                    break;
+                };
+                let at = i;
+                i += 1;
+                result.inspected_blocks += 1;
+                result.indexed_blocks += u64::from(indexed);
+                candidates.sort_by(|a, b| b.start_bound.cmp(&a.start_bound).then(a.id.cmp(&b.id)));
+                let mut pending = candidates.into_iter().peekable();
+                let chunk = next_chunk(&mut pending, &top, &mut budget, &mut result, chunk_size);
+                wave.push((at, chunk, pending));
+                if order
+                    .get(i)
+                    .is_none_or(|next| top.excludes(next.max_start_unix_nano))
+                {
+                    exhausted = true;
                     break;
                 }
-                result.inspected_traces += chunk.len() as u64;
-                for (summary, m) in self.decide(tenant, search, chunk, block).await? {
-                    result.inspected_spans += m.spans.len() as u64;
-                    top.push(summary, m);
+            }
+            let decided = futures::future::try_join_all(
+                wave.iter_mut()
+                    .filter(|(_, chunk, _)| !chunk.is_empty())
+                    .map(|(at, chunk, _)| {
+                        self.decide(tenant, search, std::mem::take(chunk), &order[*at])
+                    }),
+            )
+            .await?;
+            for (summary, m) in decided.into_iter().flatten() {
+                result.inspected_spans += m.spans.len() as u64;
+                top.push(summary, m);
+            }
+            // What the first chunks left of each block, in block order: rare (a block with more
+            // candidates than a chunk that can still make the cut).
+            for (at, _, mut pending) in wave {
+                loop {
+                    let chunk =
+                        next_chunk(&mut pending, &top, &mut budget, &mut result, chunk_size);
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    for (summary, m) in self.decide(tenant, search, chunk, &order[at]).await? {
+                        result.inspected_spans += m.spans.len() as u64;
+                        top.push(summary, m);
+                    }
                 }
             }
             if order
@@ -421,14 +442,62 @@ impl TraceLookup {
             {
                 break;
             }
+            width = if top.traces.len() < top.limit {
+                BLOCK_CONCURRENCY
+            } else {
+                1
+            };
         }
         for (summary, m) in top.traces {
             result.traces.push(summary);
             result.matched.push(m);
         }
-        result.read_traces = full_reads as u64;
+        result.read_traces = budget.full_reads as u64;
         Ok(result)
     }
+}
+
+/// The traces of one search already decided (or being decided), and how many were read whole.
+#[derive(Default)]
+struct Budget {
+    decided: HashSet<TraceId>,
+    full_reads: usize,
+}
+
+/// A block's candidates not decided yet, newest first.
+type Pending = std::iter::Peekable<std::vec::IntoIter<Candidate>>;
+
+/// The next candidates of a block that can still make the cut and were not decided yet, at
+/// most `size`: decided together. Empty when none is left (or the budget is spent).
+fn next_chunk(
+    pending: &mut Pending,
+    top: &TopTraces,
+    budget: &mut Budget,
+    result: &mut SearchResult,
+    size: usize,
+) -> Vec<Candidate> {
+    let mut chunk = Vec::new();
+    while chunk.len() < size {
+        let Some(c) = pending.peek() else { break };
+        if top.excludes(c.start_bound) {
+            // Older candidates of this block cannot make it either.
+            pending.for_each(drop);
+            break;
+        }
+        let Some(c) = pending.next() else { break };
+        if !budget.decided.insert(c.id) {
+            continue;
+        }
+        if budget.full_reads >= MAX_FULL_READS {
+            result.truncated = true;
+            pending.for_each(drop);
+            break;
+        }
+        budget.full_reads += 1;
+        chunk.push(c);
+    }
+    result.inspected_traces += chunk.len() as u64;
+    chunk
 }
 
 /// The verdict on a whole trace: its summary and match when `search` matches it.
