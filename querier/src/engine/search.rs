@@ -187,6 +187,7 @@ impl TraceLookup {
             start_unix_nano: span_window.map(|w| w.0),
             end_unix_nano: span_window.map(|w| w.1),
             whole_traces: true,
+            parts: plan.search.span_parts(),
             ..Default::default()
         };
         let parts: Vec<Vec<SpanRecord>> = self.reader_for(&meta).scan(filter).try_collect().await?;

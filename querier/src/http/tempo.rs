@@ -5,7 +5,7 @@
 //!
 //! Unknown query parameters are ignored (logged at debug): proxies and clients add their own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
@@ -254,6 +254,30 @@ pub(super) fn search_request(raw: &HashMap<String, String>) -> Result<TempoSearc
 /// Tempo's name for a trace whose root span has not arrived.
 const NO_ROOT: &str = "<root span not yet received>";
 
+/// Spans and errors per service, as Tempo counts them: an error is a span whose status is
+/// ERROR (from the span's core, which every search reads, so the counts do not depend on the
+/// query).
+fn service_stats(spans: &[SpanRecord]) -> BTreeMap<String, model::ServiceStats> {
+    use skein_format::otlp::trace::v1::status::StatusCode;
+    let mut out: BTreeMap<String, model::ServiceStats> = BTreeMap::new();
+    for s in spans {
+        let st = out
+            .entry(s.service_name().to_owned())
+            .or_insert(model::ServiceStats {
+                span_count: 0,
+                error_count: 0,
+            });
+        st.span_count = st.span_count.saturating_add(1);
+        let error = s
+            .span
+            .status
+            .as_ref()
+            .is_some_and(|st| st.code == StatusCode::Error as i32);
+        st.error_count = st.error_count.saturating_add(u32::from(error));
+    }
+    out
+}
+
 fn search_span(s: &SpanRecord, query: &skein_traceql::Query) -> model::Span {
     model::Span {
         span_id: s.span_id().map(|id| id.to_hex()).unwrap_or_default(),
@@ -306,19 +330,7 @@ pub(super) fn trace_metadata(
         duration_ms: u32::try_from(t.duration_nanos / 1_000_000).unwrap_or(u32::MAX),
         span_set: span_sets.first().cloned(),
         span_sets,
-        service_stats: t
-            .services
-            .iter()
-            .map(|(svc, s)| {
-                (
-                    svc.clone(),
-                    model::ServiceStats {
-                        span_count: u32::try_from(s.spans).unwrap_or(u32::MAX),
-                        error_count: u32::try_from(s.errors).unwrap_or(u32::MAX),
-                    },
-                )
-            })
-            .collect(),
+        service_stats: service_stats(&m.spans),
     }
 }
 

@@ -68,6 +68,12 @@ pub struct SpanParts {
     pub scope: bool,
 }
 
+impl Default for SpanParts {
+    fn default() -> Self {
+        SpanParts::ALL
+    }
+}
+
 impl SpanParts {
     /// Every part: whole spans.
     pub const ALL: SpanParts = SpanParts {

@@ -55,6 +55,8 @@ pub struct ScanFilter {
     pub max_duration_nanos: Option<u64>,
     /// Return every span of a trace that has a matching span, not only the matching spans.
     pub whole_traces: bool,
+    /// The parts of each span to decode (default: all); see [`SpanParts`].
+    pub parts: SpanParts,
 }
 
 impl ScanFilter {
@@ -317,13 +319,30 @@ impl BlockReader {
             };
             builder = builder.with_row_selection(selection);
         }
+        let parts = &filter.parts;
+        let full = Arc::clone(builder.schema());
+        if !parts.is_all() {
+            let schema = footer.file_metadata().schema_descr_ptr();
+            let fields = schema.root_schema().get_fields();
+            let roots: Vec<usize> = (0..fields.len())
+                .filter(|&i| parts.reads(fields[i].name()))
+                .collect();
+            builder = builder.with_projection(ProjectionMask::roots(&schema, roots));
+        }
         let mut stream = builder.build()?;
         let mut assembler = TraceAssembler::new();
         let mut spans = Vec::new();
         while let Some(batch) = stream.try_next().await? {
+            let batch = match parts.is_all() {
+                true => batch,
+                false => complete(&batch, &full)?,
+            };
             spans.extend(assembler.push(&batch)?);
         }
         spans.extend(assembler.finish()?);
+        if !parts.is_all() {
+            spans.iter_mut().for_each(|s| parts.strip(s));
+        }
         if !filter.is_empty() && !filter.whole_traces {
             spans.retain(|s| filter.matches(s));
         }
