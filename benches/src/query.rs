@@ -850,7 +850,7 @@ impl Bench {
                 let service = pick(rng, &m.services);
                 let mut s = search(format!("{{resource.service.name=\"{service}\"}}"))?;
                 s.limit = 1_000;
-                s.whole_spans = true;
+                s.also_read.span_attrs.add("http.route");
                 let (result, (elapsed, counts)) = self
                     .measure(async {
                         let r = lookup.search_traceql(&self.tenant, &s).await?;

@@ -47,9 +47,9 @@ pub struct Search {
     pub min_trace_duration_nanos: Option<u64>,
     /// Longest trace that matches, inclusive.
     pub max_trace_duration_nanos: Option<u64>,
-    /// Read every part of every span, not only what the query observes (for callers that
-    /// look at more of the matched spans than the query, such as narrowed tag listings).
-    pub whole_spans: bool,
+    /// Parts of every span to read besides what the query observes, for callers that look
+    /// at more of the matched spans than the query (narrowed tag listings).
+    pub also_read: SpanParts,
 }
 
 impl Search {
@@ -62,17 +62,14 @@ impl Search {
             limit: 0,
             min_trace_duration_nanos: None,
             max_trace_duration_nanos: None,
-            whole_spans: false,
+            also_read: SpanParts::CORE,
         }
     }
 
     /// The parts of a span the query can observe: what executors must decode (the rest may
     /// stay empty, see [`SpanParts`]).
     pub fn span_parts(&self) -> SpanParts {
-        if self.whole_spans {
-            return SpanParts::ALL;
-        }
-        let mut parts = SpanParts::CORE;
+        let mut parts = self.also_read.clone();
         for f in self.query.fields() {
             match f {
                 Field::Attribute { scope, key } => match scope {

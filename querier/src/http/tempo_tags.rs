@@ -24,6 +24,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use skein_format::SpanRecord;
+use skein_format::block::SpanParts;
 use skein_format::otlp::common::v1::KeyValue;
 use skein_format::tagindex::type_name;
 use skein_query::{Search, WindowOn};
@@ -99,13 +100,14 @@ impl Tags {
         ))
     }
 
-    /// The spans a narrowing query `q` matches in the window, or `None` when `q` is absent or
-    /// matches every span.
+    /// The spans a narrowing query `q` matches in the window (with `parts` read besides what
+    /// `q` reads), or `None` when `q` is absent or matches every span.
     async fn narrowed(
         &self,
         headers: &HeaderMap,
         raw: &HashMap<String, String>,
         window: (u64, u64),
+        parts: SpanParts,
     ) -> Result<Option<Vec<SpanRecord>>, ApiError> {
         let Some(q) = raw.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) else {
             return Ok(None);
@@ -115,7 +117,9 @@ impl Tags {
         if query.is_match_all() {
             return Ok(None);
         }
-        self.matched_spans(headers, query, window).await.map(Some)
+        self.matched_spans(headers, query, window, parts)
+            .await
+            .map(Some)
     }
 
     async fn matched_spans(
@@ -123,6 +127,7 @@ impl Tags {
         headers: &HeaderMap,
         query: skein_traceql::Query,
         window: (u64, u64),
+        parts: SpanParts,
     ) -> Result<Vec<SpanRecord>, ApiError> {
         let tenant = tenant(headers)?;
         let mut search = Search::new(query);
@@ -130,7 +135,7 @@ impl Tags {
         search.window_on = WindowOn::Trace;
         search.limit = NARROWING_TRACES;
         // The listing reads attributes the query may not name.
-        search.whole_spans = true;
+        search.also_read = parts;
         let result = self
             .lookup
             .search_traceql(&tenant, &search)
@@ -234,7 +239,10 @@ async fn tags_v2(
     }
     let window = tags.window(&raw)?;
     let limit = limit(&raw)?;
-    let (span, resource) = match tags.narrowed(&headers, &raw, window).await? {
+    let (span, resource) = match tags
+        .narrowed(&headers, &raw, window, SpanParts::ALL)
+        .await?
+    {
         Some(spans) => keys_of(&spans),
         None => {
             let tenant = tenant(&headers)?;
@@ -291,6 +299,32 @@ enum Place {
     Instrumentation,
     /// Span or resource.
     Any,
+}
+
+impl Tag {
+    /// The parts of a span holding this tag's values.
+    fn parts(&self) -> SpanParts {
+        let mut parts = SpanParts::CORE;
+        match self {
+            Tag::Attribute(place, key) => match place {
+                Place::Span => parts.span_attrs.add(key),
+                Place::Resource => parts.resource.add(key),
+                Place::Any => {
+                    parts.span_attrs.add(key);
+                    parts.resource.add(key);
+                }
+                Place::Event => parts.events = true,
+                Place::Link => parts.links = true,
+                Place::Instrumentation => parts.scope = true,
+            },
+            Tag::Intrinsic("event:name") => parts.events = true,
+            Tag::Intrinsic("instrumentation:name" | "instrumentation:version") => {
+                parts.scope = true
+            }
+            Tag::Intrinsic(_) => {}
+        }
+        parts
+    }
 }
 
 /// Reads a TraceQL tag reference: an intrinsic, or a scoped or unscoped attribute whose key
@@ -467,7 +501,7 @@ impl Tags {
         tag: &Tag,
     ) -> Result<Values, ApiError> {
         let window = self.window(raw)?;
-        if let Some(spans) = self.narrowed(headers, raw, window).await? {
+        if let Some(spans) = self.narrowed(headers, raw, window, tag.parts()).await? {
             return Ok(values_on(tag, &spans));
         }
         let scope = match tag {
@@ -493,7 +527,9 @@ impl Tags {
         // Intrinsics and event, link and instrumentation attributes: from the spans of the
         // newest traces of the window.
         let all = skein_traceql::parse("{}").map_err(|e| ApiError::internal(e.to_string()))?;
-        let spans = self.matched_spans(headers, all, window).await?;
+        let spans = self
+            .matched_spans(headers, all, window, tag.parts())
+            .await?;
         Ok(values_on(tag, &spans))
     }
 }

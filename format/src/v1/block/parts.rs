@@ -39,6 +39,16 @@ impl Keys {
         }
     }
 
+    /// Reads what `other` reads too.
+    pub fn merge(&mut self, other: &Keys) {
+        match (&mut *self, other) {
+            (_, Keys::None) | (Keys::All, _) => {}
+            (_, Keys::All) => *self = Keys::All,
+            (Keys::None, Keys::Only(b)) => *self = Keys::Only(b.clone()),
+            (Keys::Only(a), Keys::Only(b)) => a.extend(b.iter().cloned()),
+        }
+    }
+
     /// Adds `key` to the keys read.
     pub fn add(&mut self, key: &str) {
         match self {
@@ -92,6 +102,15 @@ impl SpanParts {
         resource: Keys::None,
         scope: false,
     };
+
+    /// Reads what `other` reads too.
+    pub fn merge(&mut self, other: &SpanParts) {
+        self.span_attrs.merge(&other.span_attrs);
+        self.events |= other.events;
+        self.links |= other.links;
+        self.resource.merge(&other.resource);
+        self.scope |= other.scope;
+    }
 
     /// True when every part is read.
     pub fn is_all(&self) -> bool {
