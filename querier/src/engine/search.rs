@@ -8,14 +8,17 @@
 //! satisfying the search's candidate condition in the data it holds, and each candidate is
 //! then **decided** on the whole trace by the one TraceQL evaluator. Compacted blocks find
 //! their candidates with their tag index ([`pushdown`](super::pushdown)), without reading
-//! Parquet; other blocks are scanned; ingesters answer for their recent data. A candidate
-//! that no other block (by meta ranges and bloom filters) or ingester holds is read from its
-//! block alone.
+//! Parquet; other blocks are scanned; ingesters answer for their recent data. A candidate's
+//! pieces are read from its block and from the other blocks (by meta ranges and bloom
+//! filters) and ingesters that may hold it, many candidates in one pass, decoding only the
+//! parts of a span the query observes (`Search::span_parts`).
 //!
 //! Blocks are visited newest first (by their latest span start). A trace starts no later
 //! than any of its spans, so once `limit` traces are decided that all started after the
 //! next block's latest span start, no trace that block (or any older one) could add would
-//! make the cut, and the search stops. The same bound skips candidates one by one.
+//! make the cut, and the search stops. The same bound skips candidates one by one. While the
+//! blocks so far leave the answer short, the next blocks' candidates are decided several
+//! blocks at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
