@@ -10,7 +10,7 @@ use tantivy::columnar::Column;
 use tantivy::schema::Term;
 
 use super::fields::{duration_bucket, field};
-use super::query::{Docs, TagIndex};
+use super::query::{Docs, TagIndex, with_holder};
 use super::table::Holder;
 use super::terms::term_bytes;
 use crate::error::Result;
@@ -144,19 +144,8 @@ impl Cx<'_> {
 
     /// Documents whose holder (resource or scope, by the column `col`) is `wanted`.
     fn by_holder(&self, col: &str, wanted: &[bool], docs: &mut Docs) -> Result<()> {
-        if !wanted.iter().any(|w| *w) {
-            return Ok(());
-        }
-        let col = self.column(col)?;
-        for d in 0..self.n {
-            if col
-                .first(d)
-                .and_then(|h| wanted.get(h as usize))
-                .copied()
-                .unwrap_or(false)
-            {
-                docs.insert(d);
-            }
+        if wanted.iter().any(|w| *w) {
+            with_holder(&self.column(col)?, self.n, wanted, docs);
         }
         Ok(())
     }

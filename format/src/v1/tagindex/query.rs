@@ -282,21 +282,8 @@ impl TagIndex {
         let column =
             |name: &str| -> Result<Column<u64>> { ff.u64(name).map_err(|e| self.corrupt(e)) };
         let (res, scope) = (column(field::RES)?, column(field::SCOPE)?);
-        let by_holder = |col: &Column<u64>, wanted: &[bool], docs: &mut Docs| {
-            if !wanted.iter().any(|w| *w) {
-                return;
-            }
-            for d in 0..n {
-                if col
-                    .first(d)
-                    .and_then(|h| wanted.get(h as usize))
-                    .copied()
-                    .unwrap_or(false)
-                {
-                    docs.insert(d);
-                }
-            }
-        };
+        let by_holder =
+            |col: &Column<u64>, wanted: &[bool], docs: &mut Docs| with_holder(col, n, wanted, docs);
         let postings = |field: Field, term: Term, docs: &mut Docs| -> Result<()> {
             self.postings(segment, field, &term, docs)
         };
@@ -429,6 +416,24 @@ impl TagIndex {
             }
         }
         Ok(Some(hits))
+    }
+}
+
+/// Adds to `docs` the documents (of `n`) whose holder in `col` (a resource or scope
+/// position) is `wanted`.
+pub(super) fn with_holder(col: &Column<u64>, n: u32, wanted: &[bool], docs: &mut Docs) {
+    if !wanted.iter().any(|w| *w) {
+        return;
+    }
+    for d in 0..n {
+        if col
+            .first(d)
+            .and_then(|h| wanted.get(h as usize))
+            .copied()
+            .unwrap_or(false)
+        {
+            docs.insert(d);
+        }
     }
 }
 
