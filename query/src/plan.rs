@@ -84,6 +84,7 @@ impl Search {
                     }
                 },
                 Field::EventName => parts.events = true,
+                Field::StatusMessage => parts.extras = true,
                 Field::LinkTraceId | Field::LinkSpanId => parts.links = true,
                 Field::InstrumentationName | Field::InstrumentationVersion => parts.scope = true,
                 _ => {}

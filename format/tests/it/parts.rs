@@ -57,13 +57,14 @@ async fn a_partial_read_is_a_stripped_whole_read() {
         ),
         _ => Keys::All,
     };
-    for bits in 0..72u8 {
+    for bits in 0..144u8 {
         let parts = SpanParts {
             span_attrs: keys(bits),
             events: bits & 4 != 0,
             links: bits & 8 != 0,
             resource: keys(bits / 3),
             scope: bits & 16 != 0,
+            extras: bits & 32 != 0,
         };
         let partial = reader
             .find_traces_parts(&wanted, parts.clone())

@@ -318,6 +318,7 @@ impl Tag {
                 Place::Instrumentation => parts.scope = true,
             },
             Tag::Intrinsic("event:name") => parts.events = true,
+            Tag::Intrinsic("statusMessage") => parts.extras = true,
             Tag::Intrinsic("instrumentation:name" | "instrumentation:version") => {
                 parts.scope = true
             }

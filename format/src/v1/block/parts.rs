@@ -62,7 +62,8 @@ impl Keys {
 }
 
 /// Which parts of a span a read decodes. The core of a span is always read: IDs, parent,
-/// name, kind, times, status, trace state and flags, and the service name.
+/// name, kind, times, status code, and the service name. The trace-level columns (the
+/// trace's duration and root) are never read: spans do not hold them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpanParts {
     /// The span's attributes (generic list and dedicated span columns) and dropped count.
@@ -76,6 +77,8 @@ pub struct SpanParts {
     pub resource: Keys,
     /// The instrumentation scope: name, version, attributes, schema URL.
     pub scope: bool,
+    /// The span's status message, trace state and flags.
+    pub extras: bool,
 }
 
 impl Default for SpanParts {
@@ -92,6 +95,7 @@ impl SpanParts {
         links: true,
         resource: Keys::All,
         scope: true,
+        extras: true,
     };
 
     /// The core only.
@@ -101,6 +105,7 @@ impl SpanParts {
         links: false,
         resource: Keys::None,
         scope: false,
+        extras: false,
     };
 
     /// Reads what `other` reads too.
@@ -110,6 +115,7 @@ impl SpanParts {
         self.links |= other.links;
         self.resource.merge(&other.resource);
         self.scope |= other.scope;
+        self.extras |= other.extras;
     }
 
     /// True when every part is read.
@@ -126,6 +132,9 @@ impl SpanParts {
             };
         }
         match name {
+            // Facts of the whole trace, for pruning and statistics: a span does not hold them.
+            col::TRACE_DURATION | col::ROOT_SERVICE_NAME | col::ROOT_SPAN_NAME => false,
+            col::STATUS_MESSAGE | col::TRACE_STATE | col::FLAGS => self.extras,
             col::ATTRS | col::DROPPED_ATTRS => self.span_attrs != Keys::None,
             col::EVENTS | col::DROPPED_EVENTS => self.events,
             col::LINKS | col::DROPPED_LINKS => self.links,
@@ -197,6 +206,17 @@ impl SpanParts {
         }
         if !self.scope {
             s.scope = Arc::new(ScopeInfo::default());
+        }
+        if !self.extras {
+            s.span.trace_state.clear();
+            s.span.flags = 0;
+            // As the decoder writes a status without a message: none when the code is unset.
+            if let Some(st) = &mut s.span.status {
+                st.message.clear();
+                if st.code == 0 {
+                    s.span.status = None;
+                }
+            }
         }
     }
 }

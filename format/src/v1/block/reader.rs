@@ -232,13 +232,11 @@ impl BlockReader {
             .with_row_groups(vec![rg])
             .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
         let full = Arc::clone(builder.schema());
-        if !parts.is_all() {
-            let fields = schema.root_schema().get_fields();
-            let roots: Vec<usize> = (0..fields.len())
-                .filter(|&i| parts.reads(fields[i].name()))
-                .collect();
-            builder = builder.with_projection(ProjectionMask::roots(schema, roots));
-        }
+        let fields = schema.root_schema().get_fields();
+        let roots: Vec<usize> = (0..fields.len())
+            .filter(|&i| parts.reads(fields[i].name()))
+            .collect();
+        builder = builder.with_projection(ProjectionMask::roots(schema, roots));
         let mut stream = builder.build()?;
         let mut assembler = TraceAssembler::new();
         let mut spans = Vec::new();
