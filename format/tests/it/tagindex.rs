@@ -1,6 +1,6 @@
-//! The tag index answers exactly what a scan of the spans answers: hits per trace (earliest
-//! matching start, duration match), summaries, keys and values, over random data and random
-//! queries.
+//! The tag index answers what a scan of the spans answers: summaries, keys and values
+//! exactly, and for random conditions every trace with a satisfying span (names exactly),
+//! over random data.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,8 +9,7 @@ use skein_format::model::value_string;
 use skein_format::otlp::common::v1::any_value::Value;
 use skein_format::otlp::common::v1::{AnyValue, KeyValue};
 use skein_format::summary::TraceSummary;
-use skein_format::tagindex::{self, IndexQuery, Scope, TagIndex, TraceHit};
-use skein_query::search::span_has_tag;
+use skein_format::tagindex::{self, AttrType, IndexCondition, Scope, TagIndex};
 use skein_testkit::synth::{Rng, TraceGenerator};
 
 const T0: u64 = 1_700_000_000_000_000_000;
@@ -66,35 +65,6 @@ fn by_trace(spans: &[SpanRecord]) -> BTreeMap<[u8; 16], Vec<SpanRecord>> {
     m
 }
 
-/// What a scan finds for `q`, per trace ID: (a span matches the terms anywhere, a span
-/// matches the terms within the start range, a span matches everything).
-fn scan(spans: &[SpanRecord], q: &IndexQuery) -> BTreeMap<[u8; 16], (bool, bool, bool)> {
-    let mut out: BTreeMap<[u8; 16], (bool, bool, bool)> = BTreeMap::new();
-    for s in spans {
-        let start = s.span.start_time_unix_nano;
-        let terms = q
-            .service_name
-            .as_deref()
-            .is_none_or(|w| s.service_name() == w)
-            && q.span_name.as_deref().is_none_or(|w| s.span.name == w)
-            && q.tags.iter().all(|(k, v)| span_has_tag(s, k, v));
-        if !terms {
-            continue;
-        }
-        let in_range = q
-            .span_start
-            .is_none_or(|(lo, hi)| lo <= start && start <= hi);
-        let d = s.duration_nanos();
-        let dur_ok = q.min_duration_nanos.is_none_or(|m| d >= m)
-            && q.max_duration_nanos.is_none_or(|m| d <= m);
-        let e = out.entry(s.trace_id().unwrap().0).or_default();
-        e.0 = true;
-        e.1 |= in_range;
-        e.2 |= in_range && dur_ok;
-    }
-    out
-}
-
 fn all_tags(spans: &[SpanRecord]) -> Vec<(String, String)> {
     let mut set = BTreeSet::new();
     for s in spans {
@@ -117,6 +87,129 @@ fn all_tags(spans: &[SpanRecord]) -> Vec<(String, String)> {
         }
     }
     set.into_iter().collect()
+}
+
+/// A random condition over the data's names, services and attribute values, `depth` levels
+/// of and/or at most.
+fn random_condition(
+    rng: &mut Rng,
+    tags: &[(String, Vec<String>)],
+    services: &[String],
+    names: &[String],
+    depth: u32,
+) -> IndexCondition {
+    let pick = |rng: &mut Rng, v: &[String]| v[rng.below(v.len() as u64) as usize].clone();
+    if depth > 0 && rng.chance(0.3) {
+        let parts = (0..1 + rng.below(3))
+            .map(|_| random_condition(rng, tags, services, names, depth - 1))
+            .collect();
+        return match rng.chance(0.5) {
+            true => IndexCondition::And(parts),
+            false => IndexCondition::Or(parts),
+        };
+    }
+    match rng.below(7) {
+        0 => IndexCondition::Name(pick(rng, names)),
+        1 => IndexCondition::Attr {
+            key: "service.name".into(),
+            values: vec![(AttrType::String, pick(rng, services))],
+            span: false,
+            resource: true,
+            scope: false,
+        },
+        2 | 3 => {
+            let (k, vs) = &tags[rng.below(tags.len() as u64) as usize];
+            let v = vs[rng.below(vs.len() as u64) as usize].clone();
+            let ty = [
+                AttrType::String,
+                AttrType::Int,
+                AttrType::Float,
+                AttrType::Bool,
+            ][rng.below(4) as usize];
+            IndexCondition::Attr {
+                key: if rng.chance(0.05) {
+                    "no.such.key".into()
+                } else {
+                    k.clone()
+                },
+                values: vec![(ty, v)],
+                span: rng.chance(0.7),
+                resource: rng.chance(0.4),
+                scope: rng.chance(0.2),
+            }
+        }
+        4 => IndexCondition::Kind(rng.below(6) as i32),
+        5 => IndexCondition::StatusCode(rng.below(3) as i32),
+        _ => {
+            let a = rng.below(60_000_000);
+            let b = rng.below(200_000_000);
+            IndexCondition::Duration {
+                min: rng.chance(0.7).then_some(a.min(b)),
+                max: rng.chance(0.5).then_some(a.max(b)),
+            }
+        }
+    }
+}
+
+/// The type of an attribute value as the index records it, for the values it can hold.
+fn attr_type(kv: &KeyValue) -> Option<AttrType> {
+    match kv.value.as_ref()?.value.as_ref()? {
+        Value::StringValue(_) => Some(AttrType::String),
+        Value::IntValue(_) => Some(AttrType::Int),
+        Value::DoubleValue(_) => Some(AttrType::Float),
+        Value::BoolValue(_) => Some(AttrType::Bool),
+        _ => None,
+    }
+}
+
+/// Whether span `s` satisfies `c`, by definition.
+fn holds(c: &IndexCondition, s: &SpanRecord) -> bool {
+    let has = |attrs: &[KeyValue], key: &str, values: &[(AttrType, String)]| {
+        attrs.iter().any(|kv| {
+            kv.key == key
+                && attr_type(kv).is_some_and(|ty| {
+                    let v = kv.value.as_ref().map(value_string).unwrap_or_default();
+                    values.iter().any(|(t, want)| *t == ty && *want == v)
+                })
+        })
+    };
+    match c {
+        IndexCondition::All => true,
+        IndexCondition::And(parts) => parts.iter().all(|p| holds(p, s)),
+        IndexCondition::Or(parts) => parts.iter().any(|p| holds(p, s)),
+        IndexCondition::Name(n) => s.span.name == *n,
+        IndexCondition::Attr {
+            key,
+            values,
+            span,
+            resource,
+            scope,
+        } => {
+            (*span
+                && (has(&s.span.attributes, key, values)
+                    || s.span
+                        .events
+                        .iter()
+                        .any(|e| has(&e.attributes, key, values))
+                    || s.span.links.iter().any(|l| has(&l.attributes, key, values))))
+                || (*resource && has(&s.resource.resource.attributes, key, values))
+                || (*scope && has(&s.scope.scope.attributes, key, values))
+        }
+        IndexCondition::Kind(k) => s.span.kind == *k,
+        IndexCondition::StatusCode(code) => s.span.status.as_ref().map_or(0, |st| st.code) == *code,
+        IndexCondition::Duration { min, max } => {
+            let d = s.duration_nanos();
+            min.is_none_or(|m| d >= m) && max.is_none_or(|m| d <= m)
+        }
+    }
+}
+
+fn only_names(c: &IndexCondition) -> bool {
+    match c {
+        IndexCondition::Name(_) => true,
+        IndexCondition::And(p) | IndexCondition::Or(p) => !p.is_empty() && p.iter().all(only_names),
+        _ => false,
+    }
 }
 
 #[test]
@@ -176,99 +269,59 @@ fn index_answers_what_a_scan_answers() {
                 .unwrap(),
         );
         let mut rng = Rng::new(seed * 1000);
-        let mut pick = |v: &[String]| v[rng.below(v.len() as u64) as usize].clone();
-        let mut rng2 = Rng::new(seed * 77);
-        let (mut nonempty, mut unanswered, mut decided, mut undecided) = (0, 0, 0, 0);
-        // Hits of queries with a start range: decided by the spans' start buckets, or left
-        // to the spans (a range edge in a span's bucket).
-        let (mut in_range_known, mut straddling) = (0, 0);
+        let mut exact_rounds = 0;
+        let (mut wanted_total, mut hit_total) = (0usize, 0usize);
         for round in 0..300 {
-            let mut q = IndexQuery::default();
-            if rng2.chance(0.5) {
-                q.service_name = Some(pick(&services));
-            }
-            if rng2.chance(0.3) {
-                q.span_name = Some(pick(&names));
-            }
-            for _ in 0..rng2.below(3) {
-                let (k, vs) = &tags[rng2.below(tags.len() as u64) as usize];
-                let v = vs[rng2.below(vs.len() as u64) as usize].clone();
-                q.tags.push((k.clone(), v));
-            }
-            if rng2.chance(0.1) {
-                q.tags.push(("no.such.key".into(), "x".into()));
-            }
-            if rng2.chance(0.4) {
-                let a = lo + rng2.below(hi - lo + 1);
-                let b = lo + rng2.below(hi - lo + 1);
-                q.span_start = Some((a.min(b), a.max(b)));
-            }
-            if rng2.chance(0.5) {
-                q.min_duration_nanos = Some(rng2.below(50_000_000));
-            }
-            if rng2.chance(0.3) {
-                q.max_duration_nanos = Some(rng2.below(200_000_000));
-            }
-            let want = scan(&spans, &q);
-            let Some(hits) = index.search(&q).unwrap() else {
-                // Only a span attribute key without terms makes the index decline.
-                unanswered += 1;
-                continue;
-            };
-            let hit_ids: BTreeMap<[u8; 16], TraceHit> = hits
-                .into_iter()
-                .map(|h: TraceHit| (ids[h.ordinal as usize], h))
+            let c = random_condition(&mut rng, &tags, &services, &names, 2);
+            let window = rng.chance(0.3).then(|| {
+                let a = lo + rng.below(hi - lo + 1);
+                let b = lo + rng.below(hi - lo + 1);
+                (a.min(b), a.max(b))
+            });
+            let want: BTreeSet<[u8; 16]> = traces
+                .iter()
+                .filter(|(_, spans)| {
+                    let summary = TraceSummary::from_spans(spans).unwrap();
+                    let end = summary.start_unix_nano + summary.duration_nanos;
+                    window.is_none_or(|(a, b)| summary.start_unix_nano <= b && end >= a)
+                        && spans.iter().any(|s| holds(&c, s))
+                })
+                .map(|(id, _)| *id)
                 .collect();
-            for (id, (_, in_range, full)) in &want {
-                if *in_range {
-                    assert!(
-                        hit_ids.contains_key(id),
-                        "seed {seed} round {round}: missed {id:02x?} for {q:?}"
-                    );
-                }
-                let _ = full;
+            let got: BTreeSet<[u8; 16]> = index
+                .traces_matching(&c, window)
+                .unwrap()
+                .into_iter()
+                .map(|o| ids[o as usize])
+                .collect();
+            // Never a miss: the index prunes only traces without a satisfying span.
+            let missed: Vec<_> = want.difference(&got).collect();
+            assert!(
+                missed.is_empty(),
+                "seed {seed} round {round}: missed {} traces for {c:?}",
+                missed.len()
+            );
+            // Names are terms of their own: a condition on names alone is answered exactly.
+            if only_names(&c) {
+                assert_eq!(got, want, "seed {seed} round {round}: {c:?}");
+                exact_rounds += 1;
             }
-            for (id, h) in &hit_ids {
-                let (any, in_range, full) = want.get(id).copied().unwrap_or_default();
-                assert!(any, "seed {seed} round {round}: false hit for {q:?}");
-                if h.certain {
-                    assert!(
-                        in_range,
-                        "seed {seed} round {round}: certain hit out of range, {q:?}"
-                    );
-                    in_range_known += usize::from(q.span_start.is_some());
-                    if let Some(m) = h.span_match {
-                        assert_eq!(m, full, "seed {seed} round {round}: {q:?}");
-                    } else {
-                        undecided += 1;
-                    }
-                    decided += 1;
-                } else {
-                    // An edge of the range falls in a matching span's start bucket: only the
-                    // spans can tell.
-                    assert!(q.span_start.is_some(), "uncertain without a range: {q:?}");
-                    straddling += 1;
-                }
-            }
-            nonempty += usize::from(!want.is_empty());
+            wanted_total += want.len();
+            hit_total += got.len();
         }
-        // The random queries must exercise matches, not only empty answers, and durations
-        // must rarely fall in a bound's bucket.
+        // The conditions must select, and the index must prune close to what they select.
         assert!(
-            nonempty > 100,
-            "only {nonempty} of 300 queries matched anything"
+            exact_rounds > 10,
+            "only {exact_rounds} name-only conditions"
         );
-        assert!(unanswered < 100, "{unanswered} of 300 queries unanswered");
         assert!(
-            undecided * 10 < decided,
-            "{undecided} of {decided} hits left undecided"
+            wanted_total > 1_000,
+            "the conditions selected {wanted_total} traces"
         );
-        // The spans' start times decide most traces that straddle a range edge.
         assert!(
-            straddling * 5 < in_range_known,
-            "{straddling} hits left to the spans against {in_range_known} decided in a range"
+            hit_total < wanted_total * 3 / 2,
+            "the index returned {hit_total} traces for {wanted_total} with a satisfying span"
         );
-        println!("range hits: {in_range_known} decided, {straddling} left to the spans");
 
         // Keys and values by scope.
         let mut keys: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();

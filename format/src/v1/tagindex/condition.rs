@@ -1,5 +1,5 @@
 //! Pruning with the tag index: which traces of the block have a span that may satisfy a
-//! condition ([`IndexCondition`]), for queries richer than [`IndexQuery`](super::IndexQuery).
+//! condition ([`IndexCondition`]): how a search finds a block's candidates.
 //!
 //! The answer is a **superset**: every trace with a span satisfying the condition is returned,
 //! and perhaps others (a duration in the same bucket as a bound, event and link attributes

@@ -24,9 +24,9 @@
 //! int, `f` double, `b` bool, `o` anything else) and the value's string form, as tags compare
 //! it.
 //!
-//! Whatever the index cannot decide exactly (a span duration in the same bucket as a bound, a
-//! span-level time range whose edge falls in a span's start bucket) it reports as undecided; the
-//! caller reads that trace whole. So answers from the index are exact.
+//! A search prunes with it ([`IndexCondition`]): the traces with a span that may satisfy a
+//! condition, a superset (a duration in the same bucket as a bound, an event attribute taken
+//! for a span attribute); the caller decides each on its spans. So answers stay exact.
 //!
 //! The bundle is a small container: the magic `SKTAGIX4`, the number of entries (u32 LE),
 //! each entry's name (u16 LE length + UTF-8) and size (u64 LE), then the entries' bytes in
@@ -41,8 +41,7 @@
 //! - `build`: [`build`](fn@build), which turns a block's spans into a bundle;
 //! - `table`: the table (`traces.bin`): its builder, encoder and decoder;
 //! - `bundle`: the container, written by [`build`](fn@build) and read by [`unpack`];
-//! - `query`: [`TagIndex`], the opened index, and what it answers ([`IndexQuery`],
-//!   [`TraceHit`], [`Scope`]);
+//! - `query`: [`TagIndex`], the opened index, and the listings it answers ([`Scope`]);
 //! - `condition`: pruning for richer queries ([`IndexCondition`]): the traces with a span that
 //!   may satisfy a condition, a superset the caller decides on the spans;
 //! - `cursor`: LEB128 writing and the byte cursor the table and the bundle are read with.
@@ -60,5 +59,5 @@ pub use build::build;
 pub use bundle::unpack;
 pub use condition::{AttrType, IndexCondition};
 pub use fields::{bucket_range, duration_bucket};
-pub use query::{IndexQuery, Scope, TagIndex, TraceHit};
+pub use query::{Scope, TagIndex};
 pub use terms::{MAX_INDEXED_VALUES, MAX_TERM_VALUE, SPANS_PER_INDEXED_VALUE, type_name};

@@ -1,6 +1,6 @@
-//! Reading the tag index: [`TagIndex`] opens an unpacked bundle and answers searches
-//! ([`IndexQuery`] → [`TraceHit`]s), tag-name and tag-value listings ([`Scope`]), summaries,
-//! operations and service calls.
+//! Reading the tag index: [`TagIndex`] opens an unpacked bundle and answers tag-name and
+//! tag-value listings ([`Scope`]), summaries, operations and service calls; searches prune
+//! with it through `condition`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -11,9 +11,9 @@ use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::{DocSet, Index, IndexReader, TERMINATED};
 
 use super::bundle::{TANTIVY_DIR, TRACES_ENTRY};
-use super::fields::{Fields, bucket_range, duration_bucket, field, fields_of};
+use super::fields::{Fields, fields_of};
 use super::table::{Holder, Table};
-use super::terms::{TYPE_BYTES, key_prefix, term_bytes, type_name_of_byte};
+use super::terms::{key_prefix, type_name_of_byte};
 use crate::error::{Error, Result};
 use crate::summary::TraceSummary;
 
@@ -43,38 +43,6 @@ impl std::fmt::Debug for TagIndex {
             .field("traces", &self.table.traces.len())
             .finish()
     }
-}
-
-/// What a search asks of one block's index.
-#[derive(Debug, Clone, Default)]
-pub struct IndexQuery {
-    /// The span's service name.
-    pub service_name: Option<String>,
-    /// The span's name.
-    pub span_name: Option<String>,
-    /// Attribute key = string form of the value, in any attribute location of the span.
-    pub tags: Vec<(String, String)>,
-    /// A matching span must start within this range (ns, inclusive), when set.
-    pub span_start: Option<(u64, u64)>,
-    /// Span duration bounds (ns, inclusive) for [`TraceHit::span_match`].
-    pub min_duration_nanos: Option<u64>,
-    /// See `min_duration_nanos`.
-    pub max_duration_nanos: Option<u64>,
-}
-
-/// A trace of the block that may have a span matching an [`IndexQuery`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceHit {
-    /// Position of the trace in the block's table.
-    pub ordinal: u32,
-    /// Whether a span satisfies the name, service and tags (and lies in `span_start`) and
-    /// also the duration bounds: `Some(true)` or `Some(false)` when the index knows, `None`
-    /// when only the spans can tell.
-    pub span_match: Option<bool>,
-    /// Whether a span satisfies the name, service and tags (and lies in `span_start`):
-    /// `false` only when no span is known to lie in `span_start` but the edge of the range falls
-    /// in a matching span's start bucket: the spans must tell.
-    pub certain: bool,
 }
 
 /// A set of documents.
@@ -261,161 +229,6 @@ impl TagIndex {
             }
         }
         Ok(Some(out))
-    }
-
-    /// The traces that may have a span matching `q`, with what the index knows of each;
-    /// `None` when `q` names a span attribute key the index has no terms for (scan the block
-    /// instead). Traces not returned have no matching span.
-    pub fn search(&self, q: &IndexQuery) -> Result<Option<Vec<TraceHit>>> {
-        if q.tags
-            .iter()
-            .any(|(k, _)| self.table.span_keys.get(k) == Some(&false))
-        {
-            return Ok(None);
-        }
-        let searcher = self.reader.searcher();
-        let Some(segment) = searcher.segment_readers().first() else {
-            return Ok(Some(Vec::new()));
-        };
-        let n = segment.max_doc();
-        let ff = segment.fast_fields();
-        let column =
-            |name: &str| -> Result<Column<u64>> { ff.u64(name).map_err(|e| self.corrupt(e)) };
-        let (res, scope) = (column(field::RES)?, column(field::SCOPE)?);
-        let by_holder =
-            |col: &Column<u64>, wanted: &[bool], docs: &mut Docs| with_holder(col, n, wanted, docs);
-        let postings = |field: Field, term: Term, docs: &mut Docs| -> Result<()> {
-            self.postings(segment, field, &term, docs)
-        };
-
-        let mut conditions: Vec<Docs> = Vec::new();
-        if let Some(svc) = &q.service_name {
-            let wanted: Vec<bool> = self
-                .table
-                .resources
-                .iter()
-                .map(|h| &h.service == svc)
-                .collect();
-            let mut docs = Docs::empty(n);
-            by_holder(&res, &wanted, &mut docs);
-            conditions.push(docs);
-        }
-        if let Some(name) = &q.span_name {
-            let mut docs = Docs::empty(n);
-            postings(
-                self.fields.name,
-                Term::from_field_text(self.fields.name, name),
-                &mut docs,
-            )?;
-            conditions.push(docs);
-        }
-        for (k, v) in &q.tags {
-            let mut docs = Docs::empty(n);
-            if self.table.span_keys.contains_key(k) {
-                for ty in TYPE_BYTES {
-                    let t = Term::from_field_bytes(self.fields.span_attr, &term_bytes(k, ty, v));
-                    postings(self.fields.span_attr, t, &mut docs)?;
-                }
-            }
-            let has = |h: &Holder| h.attrs.iter().any(|(hk, _, hv)| hk == k && hv == v);
-            let wanted: Vec<bool> = self.table.resources.iter().map(has).collect();
-            by_holder(&res, &wanted, &mut docs);
-            let wanted: Vec<bool> = self.table.scopes.iter().map(has).collect();
-            by_holder(&scope, &wanted, &mut docs);
-            conditions.push(docs);
-        }
-        let mut matching = match conditions.pop() {
-            Some(d) => d,
-            None => {
-                let mut all = Docs::empty(n);
-                (0..n).for_each(|d| all.insert(d));
-                all
-            }
-        };
-        for c in &conditions {
-            matching.and(c);
-        }
-        if matching.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-
-        let dur = column(field::DUR)?;
-        let start = column(field::START)?;
-        let bucket = |b: Option<u64>| b.map(duration_bucket);
-        let (min_b, max_b) = (bucket(q.min_duration_nanos), bucket(q.max_duration_nanos));
-        // Some(true): surely within the bounds; Some(false): surely not; None: same bucket as
-        // a bound, only the span can tell.
-        let dur_ok = |b: u64| -> Option<bool> {
-            let lo = match min_b {
-                Some(m) if b < m => Some(false),
-                Some(m) if b == m => None,
-                _ => Some(true),
-            };
-            let hi = match max_b {
-                Some(m) if b > m => Some(false),
-                Some(m) if b == m => None,
-                _ => Some(true),
-            };
-            match (lo, hi) {
-                (Some(false), _) | (_, Some(false)) => Some(false),
-                (Some(true), Some(true)) => Some(true),
-                _ => None,
-            }
-        };
-        let t = &self.table;
-        let mut hits: Vec<TraceHit> = Vec::new();
-        let mut trace = 0usize;
-        for d in matching.iter() {
-            while t.first_doc.get(trace + 1).is_some_and(|&next| next <= d) {
-                trace += 1;
-            }
-            let Some(summary) = t.traces.get(trace) else {
-                return Err(self.corrupt(format!("document {d} belongs to no trace")));
-            };
-            // Where the span's start lies against the span-level range: inside, outside, or
-            // unknown (the range's edge falls in the span's start bucket; the spans must tell).
-            let certain = match q.span_start {
-                None => true,
-                Some((lo, hi)) => {
-                    let (trace_start, trace_end) = (
-                        summary.start_unix_nano,
-                        summary
-                            .start_unix_nano
-                            .saturating_add(summary.duration_nanos),
-                    );
-                    if trace_start > hi || trace_end < lo {
-                        continue;
-                    }
-                    let (a, b) = bucket_range(start.first(d).unwrap_or(0));
-                    let (first, last) =
-                        (trace_start.saturating_add(a), trace_start.saturating_add(b));
-                    if first > hi || last < lo {
-                        continue;
-                    }
-                    lo <= first && last <= hi
-                }
-            };
-            let span = match certain {
-                true => dur_ok(dur.first(d).unwrap_or(0)),
-                false => None,
-            };
-            match hits.last_mut() {
-                Some(h) if h.ordinal == trace as u32 => {
-                    h.certain |= certain;
-                    h.span_match = match (h.span_match, span) {
-                        (Some(true), _) | (_, Some(true)) => Some(true),
-                        (Some(false), Some(false)) => Some(false),
-                        _ => None,
-                    };
-                }
-                _ => hits.push(TraceHit {
-                    ordinal: trace as u32,
-                    span_match: span,
-                    certain,
-                }),
-            }
-        }
-        Ok(Some(hits))
     }
 }
 

@@ -44,8 +44,6 @@ pub(super) fn type_name_of_byte(b: u8) -> &'static str {
     }
 }
 
-pub(super) const TYPE_BYTES: [u8; 5] = [b's', b'i', b'f', b'b', b'o'];
-
 /// The bytes every term of `key` starts with.
 pub(super) fn key_prefix(key: &str) -> Vec<u8> {
     let mut t = term_bytes(key, 0, "");
