@@ -96,6 +96,10 @@ pub struct QueryArgs {
     /// (unpacked under `<dir>/index-cache`). Compare with a run without it on the same seed.
     #[arg(long)]
     pub tag_index: bool,
+    /// Measure only the kinds whose label contains one of these (e.g. `--only duration`);
+    /// every kind when absent.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Vec<String>,
 }
 
 /// A trace known to be in the dataset.
@@ -243,7 +247,11 @@ async fn bench(args: QueryArgs) -> anyhow::Result<()> {
         "kind", "ms", "GETs", "get_ranges", "KiB read"
     );
     let mut rng = Rng::new(args.seed ^ 0x5eed);
-    for kind in Kind::ALL {
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| args.only.is_empty() || args.only.iter().any(|o| k.label().contains(o)))
+        .collect();
+    for &kind in &kinds {
         let lookup = Arc::new(new_lookup(&args, &store, &blocks));
         let q = ctx.query(kind, &lookup, &mut rng).await?;
         println!(
@@ -295,7 +303,7 @@ async fn bench(args: QueryArgs) -> anyhow::Result<()> {
         "found/q",
         "read/q"
     );
-    for kind in Kind::ALL {
+    for &kind in &kinds {
         let started = Instant::now();
         let mut runs = Vec::new();
         while runs.len() < args.queries

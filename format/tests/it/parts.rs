@@ -82,3 +82,101 @@ async fn a_partial_read_is_a_stripped_whole_read() {
         }
     }
 }
+
+/// The tag index knows each trace's rows in the data; reading by those rows gives what
+/// reading by ID gives, and rows that do not hold their trace fall back to reading by ID.
+#[tokio::test]
+async fn reading_at_the_index_rows_is_reading_by_id() {
+    use object_store::ObjectStoreExt;
+    use skein_format::layout::{block_object, names};
+    use skein_format::tagindex::{self, TagIndex};
+
+    let store = StorageConfig::Memory {}.open().unwrap();
+    let spans = TraceGenerator::new(9, 1_750_000_000_000_000_000, 5_000_000).spans(4_000);
+    let tenant = TenantId::new("rows").unwrap();
+    let opts = WriteOptions {
+        encode: EncodeOptions {
+            row_group_rows: 700,
+            ..Default::default()
+        },
+        tag_index: true,
+        ..Default::default()
+    };
+    let meta = BlockWriter::new(store.clone())
+        .write_with(&tenant, spans, opts)
+        .await
+        .unwrap();
+    assert!(
+        meta.row_groups.len() > 3,
+        "{} row groups",
+        meta.row_groups.len()
+    );
+    let bundle = store
+        .get(&block_object(&tenant, meta.block_id, names::INDEX))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tagindex::unpack(&bundle, dir.path(), "test").unwrap();
+    let index = TagIndex::open(dir.path(), "test").unwrap();
+    let reader = BlockReader::open(store, meta);
+    let parts = SpanParts {
+        span_attrs: Keys::None,
+        resource: Keys::None,
+        ..Default::default()
+    };
+
+    // The rows the index names hold exactly their trace.
+    let batches = reader.read_columns(&["trace_id"]).await.unwrap();
+    let mut column: Vec<[u8; 16]> = Vec::new();
+    for b in &batches {
+        let ids = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::FixedSizeBinaryArray>()
+            .unwrap();
+        column.extend(
+            ids.iter()
+                .map(|v| <[u8; 16]>::try_from(v.unwrap()).unwrap()),
+        );
+    }
+    let mut covered = 0;
+    for o in 0..index.trace_count() as u32 {
+        let (id, rows) = (index.summary(o).unwrap().trace_id, index.rows(o).unwrap());
+        let held = &column[rows.start as usize..rows.end as usize];
+        assert!(
+            !held.is_empty() && held.iter().all(|r| *r == id.0),
+            "trace {o}"
+        );
+        covered += held.len();
+    }
+    assert_eq!(covered, column.len());
+
+    // Every third trace of the index (they sit in every row group), and every trace.
+    for step in [3, 1] {
+        let at: Vec<(TraceId, std::ops::Range<u64>)> = (0..index.trace_count() as u32)
+            .step_by(step)
+            .map(|o| (index.summary(o).unwrap().trace_id, index.rows(o).unwrap()))
+            .collect();
+        let ids: Vec<TraceId> = at.iter().map(|(id, _)| *id).collect();
+        let by_id = reader.find_traces_parts(&ids, parts.clone()).await.unwrap();
+        assert_eq!(by_id.len(), at.len());
+        let by_rows = reader.find_traces_at(&at, parts.clone()).await.unwrap();
+        assert_eq!(by_rows, by_id, "step {step}");
+    }
+
+    // Rows of another trace, rows past the end, empty rows: still the right traces.
+    let o = |i: u32| (index.summary(i).unwrap().trace_id, index.rows(i).unwrap());
+    let (a, b) = (o(0), o(1));
+    let wrong = vec![(a.0, b.1.clone()), (b.0, a.1.clone())];
+    let past = vec![(a.0, 1_000_000..1_000_005)];
+    let empty = vec![(a.0, a.1.start..a.1.start)];
+    for at in [wrong, past, empty] {
+        let ids: Vec<TraceId> = at.iter().map(|(id, _)| *id).collect();
+        let by_id = reader.find_traces_parts(&ids, parts.clone()).await.unwrap();
+        let by_rows = reader.find_traces_at(&at, parts.clone()).await.unwrap();
+        assert_eq!(by_rows, by_id, "{at:?}");
+    }
+}

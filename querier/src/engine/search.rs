@@ -21,6 +21,7 @@
 //! blocks at once.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -84,6 +85,8 @@ struct Candidate {
     start_bound: u64,
     /// Found by scanning the block: every span of the trace in the block.
     local: Option<Vec<SpanRecord>>,
+    /// Found with the block's tag index: the trace's rows in the block's data.
+    rows: Option<Range<u64>>,
 }
 
 /// The traces decided so far that make the cut: at most `limit`, newest first.
@@ -176,6 +179,7 @@ impl TraceLookup {
                         id: summary.trace_id,
                         start_bound: summary.start_unix_nano,
                         local: None,
+                        rows: index.rows(o),
                     })
                 })
                 .collect();
@@ -208,6 +212,7 @@ impl TraceLookup {
                     id,
                     start_bound,
                     local: Some(spans),
+                    rows: None,
                 })
             })
             .collect();
@@ -226,19 +231,25 @@ impl TraceLookup {
         let ids: Vec<TraceId> = chunk.iter().map(|c| c.id).collect();
         let unread: Vec<TraceId> = chunk
             .iter()
-            .filter(|c| c.local.is_none())
+            .filter(|c| c.local.is_none() && c.rows.is_none())
             .map(|c| c.id)
+            .collect();
+        let at: Vec<(TraceId, Range<u64>)> = chunk
+            .iter()
+            .filter(|c| c.local.is_none())
+            .filter_map(|c| Some((c.id, c.rows.clone()?)))
             .collect();
         let parts = search.span_parts();
         let here = async {
-            match unread.is_empty() {
-                true => Ok(HashMap::new()),
-                false => {
-                    self.reader_for(block)
-                        .find_traces_parts(&unread, parts.clone())
-                        .await
-                }
+            let reader = self.reader_for(block);
+            let mut found = match unread.is_empty() {
+                true => HashMap::new(),
+                false => reader.find_traces_parts(&unread, parts.clone()).await?,
+            };
+            if !at.is_empty() {
+                found.extend(reader.find_traces_at(&at, parts.clone()).await?);
             }
+            Ok::<_, skein_format::Error>(found)
         };
         let (elsewhere, here) = futures::join!(
             self.elsewhere(tenant, &ids, Some(block.block_id), parts.clone()),

@@ -39,6 +39,14 @@ use crate::schema::col;
 /// the page index of typical blocks, so that opening a block costs one request.
 const FOOTER_PREFETCH: usize = 256 * 1024;
 
+/// Which rows of a row group a trace read decodes.
+enum Select {
+    /// Those of the traces with these IDs (the trace-ID column is read to find them).
+    Ids(Arc<HashSet<[u8; 16]>>),
+    /// These rows.
+    Rows(RowSelection),
+}
+
 /// Span-level predicates for [`BlockReader::scan`]. A span matches when every predicate that
 /// is set holds; bounds are inclusive.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -183,7 +191,8 @@ impl BlockReader {
         let reads = row_groups.into_iter().map(|rg| {
             let (this, footer, want) = (self.clone(), Arc::clone(&footer), Arc::clone(&want));
             let parts = parts.clone();
-            tokio::spawn(async move { this.traces_in_row_group(footer, rg, want, parts).await })
+            let select = Select::Ids(want);
+            tokio::spawn(async move { this.traces_in_row_group(footer, rg, select, parts).await })
         });
         for read in futures::future::join_all(reads).await {
             for s in read.map_err(Error::from)?? {
@@ -195,42 +204,125 @@ impl BlockReader {
         Ok(out)
     }
 
-    /// The spans of row group `rg` whose trace ID is in `want`.
+    /// Like [`find_traces_parts`](Self::find_traces_parts), for traces whose rows in the
+    /// data are known (the block's tag index records them): only those rows are decoded, and
+    /// the trace-ID column is not read to find them. Each trace comes with its row range; a
+    /// range that turns out not to hold exactly its trace (an index that disagrees with the
+    /// data) makes the read fall back to finding the traces by ID.
+    pub async fn find_traces_at(
+        &self,
+        traces: &[(TraceId, Range<u64>)],
+        parts: SpanParts,
+    ) -> Result<HashMap<TraceId, Vec<SpanRecord>>> {
+        let mut out: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
+        if traces.is_empty() {
+            return Ok(out);
+        }
+        let footer = self.footer().await?;
+        // Each row group's ranges, relative to its first row.
+        let mut per_group: Vec<Vec<Range<usize>>> = vec![Vec::new(); footer.num_row_groups()];
+        let mut first = 0u64;
+        let mut fits = true;
+        for (rg, ranges) in per_group.iter_mut().enumerate() {
+            let rows = u64::try_from(footer.row_group(rg).num_rows()).unwrap_or(0);
+            for (_, r) in traces {
+                if r.start < first + rows && r.end > first {
+                    fits &= r.start >= first && r.end <= first + rows;
+                    ranges.push((r.start - first) as usize..(r.end - first) as usize);
+                }
+            }
+            first += rows;
+        }
+        if !fits || traces.iter().any(|(_, r)| r.end > first || r.is_empty()) {
+            return self.find_traces_by_id(traces, parts).await;
+        }
+        let reads = per_group
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ranges)| !ranges.is_empty())
+            .map(|(rg, mut ranges)| {
+                ranges.sort_by_key(|r| r.start);
+                let rows = usize::try_from(footer.row_group(rg).num_rows()).unwrap_or(0);
+                let select = Select::Rows(RowSelection::from_consecutive_ranges(
+                    ranges.into_iter(),
+                    rows,
+                ));
+                let (this, footer, parts) = (self.clone(), Arc::clone(&footer), parts.clone());
+                tokio::spawn(
+                    async move { this.traces_in_row_group(footer, rg, select, parts).await },
+                )
+            });
+        for read in futures::future::join_all(reads).await {
+            for s in read.map_err(Error::from)?? {
+                if let Ok(id) = s.trace_id() {
+                    out.entry(id).or_default().push(s);
+                }
+            }
+        }
+        let exact = out.len() == traces.len()
+            && traces.iter().all(|(id, r)| {
+                out.get(id)
+                    .is_some_and(|spans| spans.len() as u64 == r.end - r.start)
+            });
+        match exact {
+            true => Ok(out),
+            false => self.find_traces_by_id(traces, parts).await,
+        }
+    }
+
+    async fn find_traces_by_id(
+        &self,
+        traces: &[(TraceId, Range<u64>)],
+        parts: SpanParts,
+    ) -> Result<HashMap<TraceId, Vec<SpanRecord>>> {
+        let ids: Vec<TraceId> = traces.iter().map(|(id, _)| *id).collect();
+        self.find_traces_parts(&ids, parts).await
+    }
+
+    /// The spans of row group `rg` that `select` chooses.
     async fn traces_in_row_group(
         &self,
         footer: Arc<ParquetMetaData>,
         rg: usize,
-        want: Arc<HashSet<[u8; 16]>>,
+        select: Select,
         parts: SpanParts,
     ) -> Result<Vec<SpanRecord>> {
         let schema = footer.file_metadata().schema_descr_ptr();
         let schema = schema.as_ref();
-        let trace_id_leaf = leaf_index(schema, col::TRACE_ID)?;
-        // The filter reads only the trace_id column; the page index then lets the reader fetch
-        // just the pages of the other columns that hold the selected rows.
-        let predicate = ArrowPredicateFn::new(
-            ProjectionMask::leaves(schema, [trace_id_leaf]),
-            move |batch: RecordBatch| {
-                let ids = batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<FixedSizeBinaryArray>()
-                    .ok_or_else(|| {
-                        arrow::error::ArrowError::SchemaError("trace_id is not binary(16)".into())
-                    })?;
-                Ok(BooleanArray::from_iter(ids.iter().map(|v| {
-                    Some(
-                        v.and_then(|v| <[u8; 16]>::try_from(v).ok())
-                            .is_some_and(|v| want.contains(&v)),
-                    )
-                })))
-            },
-        );
-        let mut builder = self
+        let builder = self
             .builder(Arc::clone(&footer))
             .await?
-            .with_row_groups(vec![rg])
-            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+            .with_row_groups(vec![rg]);
+        let mut builder = match select {
+            Select::Rows(rows) => builder.with_row_selection(rows),
+            Select::Ids(want) => {
+                let trace_id_leaf = leaf_index(schema, col::TRACE_ID)?;
+                // The filter reads only the trace_id column; the page index then lets the
+                // reader fetch just the pages of the other columns that hold the selected
+                // rows.
+                let predicate = ArrowPredicateFn::new(
+                    ProjectionMask::leaves(schema, [trace_id_leaf]),
+                    move |batch: RecordBatch| {
+                        let ids = batch
+                            .column(0)
+                            .as_any()
+                            .downcast_ref::<FixedSizeBinaryArray>()
+                            .ok_or_else(|| {
+                                arrow::error::ArrowError::SchemaError(
+                                    "trace_id is not binary(16)".into(),
+                                )
+                            })?;
+                        Ok(BooleanArray::from_iter(ids.iter().map(|v| {
+                            Some(
+                                v.and_then(|v| <[u8; 16]>::try_from(v).ok())
+                                    .is_some_and(|v| want.contains(&v)),
+                            )
+                        })))
+                    },
+                );
+                builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
+            }
+        };
         let full = Arc::clone(builder.schema());
         let fields = schema.root_schema().get_fields();
         let roots: Vec<usize> = (0..fields.len())

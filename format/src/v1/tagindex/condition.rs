@@ -6,11 +6,13 @@
 //! mixed with span attributes, keys with too many values to have terms). The caller decides
 //! each returned trace on its spans, so the index only has to never miss one.
 
-use tantivy::columnar::Column;
+use std::ops::RangeInclusive;
+
+use tantivy::columnar::{Cardinality, Column};
 use tantivy::schema::Term;
 
 use super::fields::{duration_bucket, field};
-use super::query::{Docs, TagIndex, with_holder};
+use super::query::{Docs, TagIndex};
 use super::table::Holder;
 use super::terms::term_bytes;
 use crate::error::Result;
@@ -95,7 +97,7 @@ impl TagIndex {
             segment,
             n,
         };
-        let docs = cx.docs(c)?;
+        let docs = cx.docs(c, None)?;
         let t = &self.table;
         let mut out: Vec<u32> = Vec::new();
         let mut trace = 0usize;
@@ -130,6 +132,10 @@ struct Cx<'a> {
     n: u32,
 }
 
+/// Fewer documents than one in this many of the segment are checked one by one; more, and a
+/// fast-field column is scanned whole (its values unpacked in bulk).
+const SPARSE: u32 = 16;
+
 impl Cx<'_> {
     fn column(&self, name: &str) -> Result<Column<u64>> {
         self.segment
@@ -142,43 +148,113 @@ impl Cx<'_> {
         self.index.postings(self.segment, field, term, docs)
     }
 
-    /// Documents whose holder (resource or scope, by the column `col`) is `wanted`.
-    fn by_holder(&self, col: &str, wanted: &[bool], docs: &mut Docs) -> Result<()> {
-        if wanted.iter().any(|w| *w) {
-            with_holder(&self.column(col)?, self.n, wanted, docs);
-        }
-        Ok(())
-    }
-
-    fn by_value(&self, col: &str, keep: impl Fn(u64) -> bool) -> Result<Docs> {
+    /// The documents of `within` (every document when `None`) whose value in the fast field
+    /// `col` lies in one of `ranges` (inclusive).
+    fn in_ranges(
+        &self,
+        col: &str,
+        ranges: &[RangeInclusive<u64>],
+        within: Option<&Docs>,
+    ) -> Result<Docs> {
         let col = self.column(col)?;
         let mut docs = Docs::empty(self.n);
-        for d in 0..self.n {
-            if col.first(d).is_some_and(&keep) {
-                docs.insert(d);
+        if ranges.is_empty() {
+            return Ok(docs);
+        }
+        let hit = |v: u64| ranges.iter().any(|r| r.contains(&v));
+        let full = col.get_cardinality() == Cardinality::Full;
+        match within {
+            // Every document has one value, at its own position: the codec finds the
+            // positions of a value range in bulk.
+            Some(w) if full && w.len() * SPARSE >= self.n => {
+                self.bulk(&col, ranges, &mut docs);
+                docs.and(w);
+            }
+            None if full => self.bulk(&col, ranges, &mut docs),
+            Some(w) => {
+                for d in w.iter() {
+                    if col.first(d).is_some_and(hit) {
+                        docs.insert(d);
+                    }
+                }
+            }
+            None => {
+                for d in 0..self.n {
+                    if col.first(d).is_some_and(hit) {
+                        docs.insert(d);
+                    }
+                }
             }
         }
         Ok(docs)
     }
 
-    fn docs(&self, c: &IndexCondition) -> Result<Docs> {
+    fn bulk(&self, col: &Column<u64>, ranges: &[RangeInclusive<u64>], docs: &mut Docs) {
+        let mut hits = Vec::new();
+        let (min, max) = (col.values.min_value(), col.values.max_value());
+        for r in ranges {
+            // Clipped to the column's values: the codec shifts a range by the smallest value
+            // with a saturating subtraction, so a range wholly below it would select that value.
+            let (lo, hi) = ((*r.start()).max(min), (*r.end()).min(max));
+            if lo > hi {
+                continue;
+            }
+            hits.clear();
+            col.values
+                .get_row_ids_for_value_range(lo..=hi, 0..self.n, &mut hits);
+            hits.iter().for_each(|&d| docs.insert(d));
+        }
+    }
+
+    /// The documents of `within` whose holder (resource or scope, by the column `col`) is
+    /// `wanted`.
+    fn by_holder(&self, col: &str, wanted: &[bool], within: Option<&Docs>) -> Result<Docs> {
+        // Runs of wanted holder positions, as value ranges.
+        let mut ranges: Vec<RangeInclusive<u64>> = Vec::new();
+        for (i, _) in wanted.iter().enumerate().filter(|(_, w)| **w) {
+            let i = i as u64;
+            match ranges.last_mut() {
+                Some(r) if *r.end() + 1 == i => *r = *r.start()..=i,
+                _ => ranges.push(i..=i),
+            }
+        }
+        self.in_ranges(col, &ranges, within)
+    }
+
+    /// The documents of `within` (every document when `None`) that may satisfy `c`.
+    fn docs(&self, c: &IndexCondition, within: Option<&Docs>) -> Result<Docs> {
         let fields = &self.index.fields;
+        let restrict = |mut docs: Docs| {
+            if let Some(w) = within {
+                docs.and(w);
+            }
+            docs
+        };
         Ok(match c {
-            IndexCondition::All => Docs::full(self.n),
+            IndexCondition::All => match within {
+                Some(w) => w.clone(),
+                None => Docs::full(self.n),
+            },
             IndexCondition::And(parts) => {
-                let mut acc = Docs::full(self.n);
-                for p in parts {
-                    acc.and(&self.docs(p)?);
-                    if acc.is_empty() {
+                // Posting lists first (cheap, usually selective); the fast-field conditions
+                // then check only the documents left.
+                let mut ordered: Vec<&IndexCondition> = parts.iter().collect();
+                ordered.sort_by_key(|p| !p.uses_postings());
+                let mut acc: Option<Docs> = within.cloned();
+                for p in ordered {
+                    let docs = self.docs(p, acc.as_ref())?;
+                    let empty = docs.is_empty();
+                    acc = Some(docs);
+                    if empty {
                         break;
                     }
                 }
-                acc
+                acc.unwrap_or_else(|| Docs::full(self.n))
             }
             IndexCondition::Or(parts) => {
                 let mut acc = Docs::empty(self.n);
                 for p in parts {
-                    acc.or(&self.docs(p)?);
+                    acc.or(&self.docs(p, within)?);
                 }
                 acc
             }
@@ -189,7 +265,7 @@ impl Cx<'_> {
                     &Term::from_field_text(fields.name, name),
                     &mut docs,
                 )?;
-                docs
+                restrict(docs)
             }
             IndexCondition::Attr {
                 key,
@@ -201,7 +277,7 @@ impl Cx<'_> {
                 let t = &self.index.table;
                 if *span && t.span_keys.get(key) == Some(&false) {
                     // The key has no terms in this block: any span may have it.
-                    return Ok(Docs::full(self.n));
+                    return Ok(restrict(Docs::full(self.n)));
                 }
                 let mut docs = Docs::empty(self.n);
                 if *span && t.span_keys.contains_key(key) {
@@ -213,6 +289,7 @@ impl Cx<'_> {
                         self.postings(fields.span_attr, &term, &mut docs)?;
                     }
                 }
+                let mut docs = restrict(docs);
                 let has = |h: &Holder| {
                     h.attrs.iter().any(|(hk, hty, hv)| {
                         hk == key && values.iter().any(|(ty, v)| ty.byte() == *hty && v == hv)
@@ -220,31 +297,54 @@ impl Cx<'_> {
                 };
                 if *resource {
                     let wanted: Vec<bool> = t.resources.iter().map(has).collect();
-                    self.by_holder(field::RES, &wanted, &mut docs)?;
+                    docs.or(&self.by_holder(field::RES, &wanted, within)?);
                 }
                 if *scope {
                     let wanted: Vec<bool> = t.scopes.iter().map(has).collect();
-                    self.by_holder(field::SCOPE, &wanted, &mut docs)?;
+                    docs.or(&self.by_holder(field::SCOPE, &wanted, within)?);
                 }
                 docs
             }
-            IndexCondition::Kind(k) => {
-                let k = *k;
-                self.by_value(field::KS, |ks| i64::try_from(ks / 4).ok() == Some(k.into()))?
-            }
-            IndexCondition::StatusCode(code) => {
-                let code = *code;
-                self.by_value(field::KS, |ks| {
-                    i64::try_from(ks % 4).ok() == Some(code.into())
-                })?
-            }
+            IndexCondition::Kind(k) => match u64::try_from(*k) {
+                Ok(k) => self.in_ranges(field::KS, &[k * 4..=k * 4 + 3], within)?,
+                Err(_) => Docs::empty(self.n),
+            },
+            IndexCondition::StatusCode(code) => match u64::try_from(*code) {
+                // `ks` is kind × 4 + code: one value per kind.
+                Ok(code) if code < 4 => {
+                    let max = self.column(field::KS)?.max_value();
+                    let ranges: Vec<RangeInclusive<u64>> =
+                        (0..=max / 4).map(|k| k * 4 + code..=k * 4 + code).collect();
+                    self.in_ranges(field::KS, &ranges, within)?
+                }
+                _ => Docs::empty(self.n),
+            },
             IndexCondition::Duration { min, max } => {
                 // Buckets hold ranges of durations: a span in the bucket of a bound may lie on
                 // either side of it, so it is kept.
                 let lo = min.map(duration_bucket).unwrap_or(0);
                 let hi = max.map(duration_bucket).unwrap_or(u64::MAX);
-                self.by_value(field::DUR, |b| lo <= b && b <= hi)?
+                match lo <= hi {
+                    true => self.in_ranges(field::DUR, &[lo..=hi], within)?,
+                    false => Docs::empty(self.n),
+                }
             }
         })
+    }
+}
+
+impl IndexCondition {
+    /// True when the condition is decided on posting lists alone (no fast-field column).
+    fn uses_postings(&self) -> bool {
+        match self {
+            IndexCondition::Name(_) => true,
+            IndexCondition::Attr {
+                resource, scope, ..
+            } => !resource && !scope,
+            IndexCondition::And(parts) | IndexCondition::Or(parts) => {
+                parts.iter().all(|p| p.uses_postings())
+            }
+            _ => false,
+        }
     }
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
-use tantivy::columnar::Column;
 use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::{DocSet, Index, IndexReader, TERMINATED};
 
@@ -33,6 +32,9 @@ pub struct TagIndex {
     pub(super) reader: IndexReader,
     pub(super) fields: Fields,
     pub(super) table: Table,
+    /// The first row in the block's data of each trace (by ordinal): the data holds the
+    /// traces' spans in trace-ID order, as many rows per trace as its summary counts spans.
+    first_row: Vec<u64>,
     location: String,
 }
 
@@ -46,6 +48,7 @@ impl std::fmt::Debug for TagIndex {
 }
 
 /// A set of documents.
+#[derive(Clone)]
 pub(super) struct Docs(Vec<u64>);
 
 impl Docs {
@@ -71,6 +74,11 @@ impl Docs {
 
     pub(super) fn or(&mut self, other: &Docs) {
         self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a |= b);
+    }
+
+    /// Documents in the set.
+    pub(super) fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -112,10 +120,12 @@ impl TagIndex {
                 "the index and its table disagree",
             ));
         }
+        let first_row = first_rows(&table.traces);
         Ok(TagIndex {
             reader,
             fields,
             table,
+            first_row,
             location: location.to_owned(),
         })
     }
@@ -154,6 +164,14 @@ impl TagIndex {
     /// The summary of trace `ordinal`'s spans in this block.
     pub fn summary(&self, ordinal: u32) -> Option<&TraceSummary> {
         self.table.traces.get(ordinal as usize)
+    }
+
+    /// The rows of trace `ordinal` in the block's data (`data.parquet`), for
+    /// [`BlockReader::find_traces_at`](crate::block::BlockReader::find_traces_at).
+    pub fn rows(&self, ordinal: u32) -> Option<std::ops::Range<u64>> {
+        let first = *self.first_row.get(ordinal as usize)?;
+        let spans = self.table.traces.get(ordinal as usize)?.span_count;
+        Some(first..first.checked_add(spans)?)
     }
 
     /// Calls between services in the block: (parent's service, child's service) → count.
@@ -232,22 +250,17 @@ impl TagIndex {
     }
 }
 
-/// Adds to `docs` the documents (of `n`) whose holder in `col` (a resource or scope
-/// position) is `wanted`.
-pub(super) fn with_holder(col: &Column<u64>, n: u32, wanted: &[bool], docs: &mut Docs) {
-    if !wanted.iter().any(|w| *w) {
-        return;
+/// The first row of each trace in data sorted by trace ID, from the traces' span counts.
+fn first_rows(traces: &[TraceSummary]) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..traces.len()).collect();
+    order.sort_unstable_by_key(|&i| traces[i].trace_id);
+    let mut first = vec![0u64; traces.len()];
+    let mut row = 0u64;
+    for i in order {
+        first[i] = row;
+        row = row.saturating_add(traces[i].span_count);
     }
-    for d in 0..n {
-        if col
-            .first(d)
-            .and_then(|h| wanted.get(h as usize))
-            .copied()
-            .unwrap_or(false)
-        {
-            docs.insert(d);
-        }
-    }
+    first
 }
 
 fn holder_keys(holders: &[Holder]) -> BTreeSet<String> {
