@@ -31,7 +31,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use skein_format::block::{EncodedBlock, WriteOptions, encode_block};
 use skein_format::layout::{block_object, names};
-use skein_format::{BlockMeta, BlockWriter, Store, TenantId, TraceId};
+use skein_format::{BlockMeta, BlockWriter, IndexLayout, Store, TenantId, TraceId};
 use skein_querier::lookup::TraceLookup;
 use skein_query::{Search, WindowOn};
 use skein_storage::S3Config;
@@ -133,6 +133,9 @@ struct Manifest {
     /// Bytes of the tag indexes.
     #[serde(default)]
     index_bytes: u64,
+    /// The layout of the tag indexes: a dataset of another layout is generated anew.
+    #[serde(default)]
+    index_layout: Option<u32>,
 }
 
 impl Manifest {
@@ -143,6 +146,7 @@ impl Manifest {
             && self.spans_requested == args.spans
             && self.blocks == args.blocks
             && self.tag_index == args.tag_index
+            && (!self.tag_index || self.index_layout == Some(IndexLayout::current().0))
     }
 }
 
@@ -471,6 +475,7 @@ async fn generate(
         routes: BTreeSet::new(),
         samples: Vec::new(),
         tag_index: args.tag_index,
+        index_layout: args.tag_index.then(|| IndexLayout::current().0),
         index_bytes: 0,
     };
     let mut done = 0;

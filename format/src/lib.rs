@@ -41,6 +41,7 @@ pub mod layout;
 pub mod meta;
 pub mod model;
 pub mod summary;
+pub mod tree;
 pub mod v1;
 pub mod version;
 

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 /// A version of the on-disk format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FormatVersion {
-    /// Parquet schema v1, bloom `SKBF` 1, tag index bundle `SKTAGIX4`, WAL `SKWAL` 1, tenant
+    /// Parquet schema v1, bloom `SKBF` 1, tag index bundle `SKTAGIX5`, WAL `SKWAL` 1, tenant
     /// index 1 (`docs/block-format.md`).
     V1,
 }
@@ -61,7 +61,7 @@ impl FormatVersion {
     /// The layout of the tag index bundle this version writes.
     pub fn index_layout(self) -> IndexLayout {
         match self {
-            FormatVersion::V1 => IndexLayout(4),
+            FormatVersion::V1 => IndexLayout(5),
         }
     }
 }
@@ -127,8 +127,8 @@ mod tests {
     #[test]
     fn index_layouts_are_read_from_the_magic() {
         let current = IndexLayout::current();
-        assert_eq!(&current.magic(), b"SKTAGIX4");
-        assert_eq!(IndexLayout::of_bundle(b"SKTAGIX4rest"), Some(current));
+        assert_eq!(&current.magic(), b"SKTAGIX5");
+        assert_eq!(IndexLayout::of_bundle(b"SKTAGIX5rest"), Some(current));
         assert_eq!(IndexLayout::of_bundle(b"SKTAGIX3"), Some(IndexLayout(3)));
         assert_eq!(IndexLayout::of_bundle(b"SKTAGIX"), None);
         assert_eq!(IndexLayout::of_bundle(b"PAR1...."), None);

@@ -144,6 +144,12 @@ impl Search {
             .max_by_key(selectivity)
     }
 
+    /// The structural relations of the query's first stage that every matching trace meets
+    /// (see [`skein_traceql::Relation`]): tag indexes prune structural queries with them.
+    pub fn candidate_relations(&self) -> Vec<skein_traceql::Relation> {
+        self.query.requirements().relations
+    }
+
     /// [`candidate_condition`](Self::candidate_condition) as a TraceQL spanset filter,
     /// `{}` when there is none; what an ingester is asked for.
     pub fn candidate_filter(&self) -> String {

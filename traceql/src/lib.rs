@@ -61,7 +61,7 @@ pub use error::Error;
 pub use eval::SpanSet;
 pub use parser::{MAX_NESTING, MAX_QUERY_BYTES, parse};
 pub use print::{attribute, string_literal};
-pub use requirements::{Leaf, Requirements, SpanCondition};
+pub use requirements::{Leaf, Relation, Requirements, SpanCondition};
 pub use value::{Kind, Status, Value};
 
 impl Query {

@@ -12,6 +12,22 @@ use crate::value::Value;
 pub struct Requirements {
     /// The trace satisfies every entry; empty means there is nothing to prune with.
     pub all: Vec<SpanCondition>,
+    /// And every structural relation.
+    pub relations: Vec<Relation>,
+}
+
+/// "Some span of the trace satisfying `rhs` relates by `op` to the left-hand spans": what a
+/// structural operator of the query's first stage needs of a matching trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Relation {
+    /// `Child` (`>`), `Descendant` (`>>`), `NotChild` (`!>`) or `NotDescendant` (`!>>`).
+    pub op: SpansetOp,
+    /// The left-hand spans (in the window a search evaluates on). For `Child` and
+    /// `Descendant`, a condition every one of them satisfies (`None`: no condition); for the
+    /// negated operators, a condition exactly they satisfy (`None`: every span).
+    pub lhs: Option<SpanCondition>,
+    /// A condition every result span satisfies (`None`: no condition).
+    pub rhs: Option<SpanCondition>,
 }
 
 /// "Some span of the trace satisfies this."
@@ -82,8 +98,91 @@ impl Leaf {
 }
 
 pub(crate) fn requirements(q: &Query) -> Requirements {
+    let mut relations = Vec::new();
+    // Later stages see only the spans of the spansets before them, so their left-hand sides
+    // are not what a condition on the whole trace describes: only the first stage counts.
+    if let Some(Stage::Spanset(e)) = q.pipeline.stages.first() {
+        structure(e, &mut relations);
+    }
     Requirements {
         all: pipeline(&q.pipeline),
+        relations,
+    }
+}
+
+/// The relations that hold whenever `e`, evaluated on every span, yields a span.
+fn structure(e: &SpansetExpr, out: &mut Vec<Relation>) {
+    let SpansetExpr::Binary { op, lhs, rhs } = e else {
+        return;
+    };
+    match op {
+        SpansetOp::And => {
+            structure(lhs, out);
+            structure(rhs, out);
+        }
+        SpansetOp::Child | SpansetOp::Descendant => {
+            out.push(Relation {
+                op: *op,
+                lhs: result(lhs),
+                rhs: result(rhs),
+            });
+            structure(lhs, out);
+            structure(rhs, out);
+        }
+        SpansetOp::NotChild | SpansetOp::NotDescendant => {
+            if let Some(left) = exact(lhs) {
+                out.push(Relation {
+                    op: *op,
+                    lhs: left,
+                    rhs: result(rhs),
+                });
+            }
+            structure(rhs, out);
+        }
+        _ => {}
+    }
+}
+
+/// A condition every span `e` yields satisfies; `None` when there is none to express.
+fn result(e: &SpansetExpr) -> Option<SpanCondition> {
+    match e {
+        SpansetExpr::Filter(None) | SpansetExpr::Group(_) => None,
+        SpansetExpr::Filter(Some(body)) => condition(body),
+        SpansetExpr::Binary { op, lhs, rhs } => match op {
+            SpansetOp::And
+            | SpansetOp::Or
+            | SpansetOp::UnionDescendant
+            | SpansetOp::UnionChild
+            | SpansetOp::UnionSibling
+            | SpansetOp::UnionAncestor
+            | SpansetOp::UnionParent => Some(SpanCondition::Or(vec![result(lhs)?, result(rhs)?])),
+            // The other structural operators yield right-hand spans.
+            _ => result(rhs),
+        },
+    }
+}
+
+/// For a spanset filter: `Some(condition)` that exactly its spans satisfy (`Some(None)`: every
+/// span); `None` when that cannot be expressed.
+fn exact(e: &SpansetExpr) -> Option<Option<SpanCondition>> {
+    match e {
+        SpansetExpr::Filter(None) => Some(None),
+        SpansetExpr::Filter(Some(body)) => exact_condition(body).map(Some),
+        _ => None,
+    }
+}
+
+/// A condition a span satisfies exactly when `e` holds on it.
+fn exact_condition(e: &FieldExpr) -> Option<SpanCondition> {
+    match e {
+        FieldExpr::And(xs) => Some(conjunction(
+            xs.iter().map(exact_condition).collect::<Option<Vec<_>>>()?,
+        )),
+        FieldExpr::Or(xs) => Some(SpanCondition::Or(
+            xs.iter().map(exact_condition).collect::<Option<Vec<_>>>()?,
+        )),
+        FieldExpr::Match { .. } | FieldExpr::Binary { .. } => condition(e),
+        _ => None,
     }
 }
 
@@ -328,6 +427,58 @@ mod tests {
             reqs("{ span.flag }"),
             vec![attr("flag", CompareOp::Eq, Value::Bool(true))]
         );
+    }
+
+    #[test]
+    fn relations() {
+        let rels = |src: &str| parse(src).unwrap().requirements().relations;
+        let a1 = attr("a", CompareOp::Eq, Value::Int(1));
+        let b2 = attr("b", CompareOp::Eq, Value::Int(2));
+        let rel =
+            |op, lhs: Option<SpanCondition>, rhs: Option<SpanCondition>| Relation { op, lhs, rhs };
+        assert_eq!(
+            rels("{ span.a = 1 } > { span.b = 2 }"),
+            vec![rel(SpansetOp::Child, Some(a1.clone()), Some(b2.clone()))]
+        );
+        assert_eq!(
+            rels("{ } >> { span.b = 2 }"),
+            vec![rel(SpansetOp::Descendant, None, Some(b2.clone()))]
+        );
+        // Negated: the left side exactly, or no relation at all.
+        assert_eq!(
+            rels("{ span.a = 1 } !> { span.b = 2 }"),
+            vec![rel(SpansetOp::NotChild, Some(a1.clone()), Some(b2.clone()))]
+        );
+        assert_eq!(
+            rels("{ } !>> { span.b = 2 }"),
+            vec![rel(SpansetOp::NotDescendant, None, Some(b2.clone()))]
+        );
+        assert_eq!(
+            rels("{ span.a = 1 && span.c != nil } !> { span.b = 2 }"),
+            vec![]
+        );
+        assert_eq!(rels("{ !(span.a = 1) } !> { span.b = 2 }"), vec![]);
+        // Results of a structural operator are its right side's spans; of `&&`, either side's.
+        assert_eq!(
+            rels("({ span.a = 1 } > { span.b = 2 }) > { }"),
+            vec![
+                rel(SpansetOp::Child, Some(b2.clone()), None),
+                rel(SpansetOp::Child, Some(a1.clone()), Some(b2.clone())),
+            ]
+        );
+        assert_eq!(
+            rels("({ span.a = 1 } && { span.b = 2 }) > { }"),
+            vec![rel(
+                SpansetOp::Child,
+                Some(SpanCondition::Or(vec![a1.clone(), b2.clone()])),
+                None
+            )]
+        );
+        // Not needed by a match: under `||`, on a negated operator's left, in later stages.
+        assert_eq!(rels("({ span.a = 1 } > { }) || { span.b = 2 }"), vec![]);
+        assert_eq!(rels("({ span.a = 1 } > { }) !> { span.b = 2 }"), vec![]);
+        assert_eq!(rels("{ span.b = 2 } | { span.a = 1 } > { }"), vec![]);
+        assert_eq!(rels("{ span.a = 1 } ~ { span.b = 2 }"), vec![]);
     }
 
     #[test]

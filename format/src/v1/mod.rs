@@ -3,7 +3,7 @@
 //! - [`block`]: `data.parquet` (encoding, decoding, the block reader and writer), with its
 //!   Arrow schema in [`schema`];
 //! - [`bloom`]: the trace-ID bloom filter (`SKBF`, version byte 1);
-//! - [`tagindex`]: the tag index bundle (`SKTAGIX4`);
+//! - [`tagindex`]: the tag index bundle (`SKTAGIX5`);
 //! - [`tenant_index`]: the tenant index object (`version: 1`);
 //! - [`tombstone`]: the marker that retires a block;
 //! - [`wal`]: the framing of the ingester's write-ahead log segments (`SKWAL`, version byte 1).

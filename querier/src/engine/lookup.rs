@@ -76,26 +76,7 @@ impl TraceLookup {
         block: Option<BlockId>,
         parts: SpanParts,
     ) -> Result<(HashMap<TraceId, Vec<SpanRecord>>, usize)> {
-        let blocks = self.blocks.blocks(tenant).await?;
-        let mut reads: Vec<(BlockMeta, Vec<TraceId>)> = Vec::new();
-        for meta in blocks.iter().filter(|m| Some(m.block_id) != block) {
-            let in_range: Vec<TraceId> = ids
-                .iter()
-                .filter(|id| meta.row_groups.iter().any(|rg| rg.may_contain(id)))
-                .copied()
-                .collect();
-            if in_range.is_empty() {
-                continue;
-            }
-            let bloom = self.bloom(meta).await?;
-            let maybe: Vec<TraceId> = in_range
-                .into_iter()
-                .filter(|id| bloom.as_ref().is_none_or(|b| b.may_contain(id)))
-                .collect();
-            if !maybe.is_empty() {
-                reads.push((meta.clone(), maybe));
-            }
-        }
+        let reads = self.other_blocks(tenant, ids, block).await?;
         let read = reads.len();
         let found: Vec<HashMap<TraceId, Vec<SpanRecord>>> = futures::stream::iter(reads)
             .map(|(meta, ids)| {
@@ -120,6 +101,57 @@ impl TraceLookup {
             }
         }
         Ok((out, read))
+    }
+
+    /// The blocks other than `block` that may hold traces of `ids` (by the metas' trace-ID
+    /// ranges and the cached bloom filters), each with the IDs it may hold.
+    async fn other_blocks(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+        block: Option<BlockId>,
+    ) -> Result<Vec<(BlockMeta, Vec<TraceId>)>> {
+        let blocks = self.blocks.blocks(tenant).await?;
+        let mut out: Vec<(BlockMeta, Vec<TraceId>)> = Vec::new();
+        for meta in blocks.iter().filter(|m| Some(m.block_id) != block) {
+            let in_range: Vec<TraceId> = ids
+                .iter()
+                .filter(|id| meta.row_groups.iter().any(|rg| rg.may_contain(id)))
+                .copied()
+                .collect();
+            if in_range.is_empty() {
+                continue;
+            }
+            let bloom = self.bloom(meta).await?;
+            let maybe: Vec<TraceId> = in_range
+                .into_iter()
+                .filter(|id| bloom.as_ref().is_none_or(|b| b.may_contain(id)))
+                .collect();
+            if !maybe.is_empty() {
+                out.push((meta.clone(), maybe));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Of `ids`, the traces that may have spans anywhere but in `block`: in another block
+    /// (as [`elsewhere`](Self::elsewhere) finds them, without reading any) or in an ingester.
+    pub(crate) async fn maybe_elsewhere(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+        block: BlockId,
+    ) -> Result<HashSet<TraceId>> {
+        let mut out: HashSet<TraceId> = self
+            .other_blocks(tenant, ids, Some(block))
+            .await?
+            .into_iter()
+            .flat_map(|(_, ids)| ids)
+            .collect();
+        for r in &self.recent {
+            out.extend(r.find_traces(tenant, ids).await?.into_keys());
+        }
+        Ok(out)
     }
 
     async fn bloom(&self, meta: &BlockMeta) -> Result<Option<Arc<BloomFilter>>> {

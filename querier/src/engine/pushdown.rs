@@ -14,8 +14,10 @@
 
 use skein_format::model::value_string;
 use skein_format::otlp::common::v1::{AnyValue, any_value::Value as V};
-use skein_format::tagindex::{AttrType, IndexCondition};
-use skein_traceql::{AttrScope, CompareOp, Field, Kind, Leaf, SpanCondition, Status, Value};
+use skein_format::tagindex::{AttrType, IndexCondition, IndexRelation, RelationOp};
+use skein_traceql::{
+    AttrScope, CompareOp, Field, Kind, Leaf, Relation, SpanCondition, SpansetOp, Status, Value,
+};
 
 /// The index form of `c`.
 pub fn index_condition(c: &SpanCondition) -> IndexCondition {
@@ -39,6 +41,63 @@ pub fn index_condition(c: &SpanCondition) -> IndexCondition {
             }
         }
         SpanCondition::Leaf(l) => leaf(l).unwrap_or(IndexCondition::All),
+    }
+}
+
+/// The index form of a structural relation; `None` when the index cannot use it (a negated
+/// operator whose left-hand side the index cannot express exactly).
+pub fn index_relation(r: &Relation) -> Option<IndexRelation> {
+    let op = match r.op {
+        SpansetOp::Child => RelationOp::Child,
+        SpansetOp::Descendant => RelationOp::Descendant,
+        SpansetOp::NotChild => RelationOp::NotChild,
+        SpansetOp::NotDescendant => RelationOp::NotDescendant,
+        _ => return None,
+    };
+    let any = |c: &Option<SpanCondition>| c.as_ref().map_or(IndexCondition::All, index_condition);
+    let parent = match op {
+        RelationOp::Child | RelationOp::Descendant => any(&r.lhs),
+        // The left-hand spans exactly: every leaf must translate.
+        _ => match &r.lhs {
+            None => IndexCondition::All,
+            Some(c) => exact_condition(c)?,
+        },
+    };
+    Some(IndexRelation {
+        op,
+        parent,
+        child: any(&r.rhs),
+    })
+}
+
+/// The index form of `c` when it means exactly `c` (the index may still judge it less
+/// precisely: see `IndexRelation`). Unscoped attributes mean "the span's, else the
+/// resource's", which no index condition says: they do not translate.
+fn exact_condition(c: &SpanCondition) -> Option<IndexCondition> {
+    match c {
+        SpanCondition::And(parts) => Some(IndexCondition::And(
+            parts.iter().map(exact_condition).collect::<Option<_>>()?,
+        )),
+        SpanCondition::Or(parts) => Some(IndexCondition::Or(
+            parts.iter().map(exact_condition).collect::<Option<_>>()?,
+        )),
+        SpanCondition::Leaf(l) => match (&l.field, l.op, &l.value) {
+            (Field::Attribute { scope: None, .. }, _, _) => None,
+            // `leaf` keeps the bounds of strict comparisons, which only widens.
+            (Field::Duration, CompareOp::Gt, Value::Duration(d)) => {
+                Some(IndexCondition::Duration {
+                    min: Some(d.checked_add(1)?),
+                    max: None,
+                })
+            }
+            (Field::Duration, CompareOp::Lt, Value::Duration(d)) => {
+                Some(IndexCondition::Duration {
+                    min: None,
+                    max: Some(d.checked_sub(1)?),
+                })
+            }
+            _ => leaf(l),
+        },
     }
 }
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use skein_format::summary::TraceSummary;
-use skein_format::tagindex::IndexCondition;
+use skein_format::tagindex::{IndexCondition, IndexRelation};
 use skein_format::{BlockMeta, ScanFilter, SpanRecord, TenantId, TraceId};
 use skein_query::Search;
 use skein_query::recent::Candidates;
@@ -34,7 +34,7 @@ use skein_query::search::TraceQuery;
 use skein_traceql::{Query, SpanSet};
 
 use super::lookup::{TraceLookup, merge};
-use super::pushdown::index_condition;
+use super::pushdown::{index_condition, index_relation};
 use crate::error::{Error, Result};
 
 /// A matching trace: every span of it, and the spansets the query yields on it.
@@ -127,6 +127,8 @@ struct Plan {
     filter: Query,
     /// The candidate condition in the index's terms.
     index: IndexCondition,
+    /// The query's structural relations in the index's terms.
+    relations: Vec<IndexRelation>,
 }
 
 impl Plan {
@@ -140,10 +142,16 @@ impl Plan {
         let index = search
             .candidate_condition()
             .map_or(IndexCondition::All, |c| index_condition(&c));
+        let relations = search
+            .candidate_relations()
+            .iter()
+            .filter_map(index_relation)
+            .collect();
         Ok(Plan {
             search: search.clone(),
             filter,
             index,
+            relations,
         })
     }
 
@@ -166,11 +174,38 @@ impl TraceLookup {
     async fn candidates_in(&self, meta: BlockMeta, plan: &Plan) -> Result<(Vec<Candidate>, bool)> {
         if let Some(index) = self.tag_index(&meta).await {
             let (condition, window) = (plan.index.clone(), plan.search.window);
+            let relations = plan.relations.clone();
             let searched = Arc::clone(&index);
-            let ordinals =
-                tokio::task::spawn_blocking(move || searched.traces_matching(&condition, window))
-                    .await
-                    .map_err(skein_format::Error::from)??;
+            let (mut ordinals, excluded) = tokio::task::spawn_blocking(move || {
+                let all = searched.traces_matching(&condition, window)?;
+                let related = searched.traces_related(&all, &relations, window)?;
+                let excluded: Vec<u32> = match related.len() == all.len() {
+                    true => Vec::new(),
+                    false => {
+                        let kept: HashSet<u32> = related.iter().copied().collect();
+                        all.into_iter().filter(|o| !kept.contains(o)).collect()
+                    }
+                };
+                Ok::<_, skein_format::Error>((related, excluded))
+            })
+            .await
+            .map_err(skein_format::Error::from)??;
+            // The relations judged the traces on this block's spans; one with spans anywhere
+            // else is decided whole after all.
+            if !excluded.is_empty() {
+                let ids: Vec<TraceId> = excluded
+                    .iter()
+                    .filter_map(|&o| Some(index.summary(o)?.trace_id))
+                    .collect();
+                let elsewhere = self
+                    .maybe_elsewhere(&meta.tenant, &ids, meta.block_id)
+                    .await?;
+                ordinals.extend(excluded.into_iter().filter(|&o| {
+                    index
+                        .summary(o)
+                        .is_some_and(|s| elsewhere.contains(&s.trace_id))
+                }));
+            }
             let candidates = ordinals
                 .into_iter()
                 .filter_map(|o| {

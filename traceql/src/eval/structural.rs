@@ -143,34 +143,9 @@ fn pick_parent(spans: &[SpanRecord], child: usize, candidates: &[usize]) -> Opti
 /// Cuts parent cycles (invalid data) so that the links form a forest: the span where a walk
 /// up first meets itself loses its parent.
 fn break_cycles(parent: &mut [Option<usize>]) {
-    const NEW: u8 = 0;
-    const ON_PATH: u8 = 1;
-    const DONE: u8 = 2;
-    let mut state = vec![NEW; parent.len()];
-    let mut path = Vec::new();
-    for start in 0..parent.len() {
-        let mut cur = start;
-        loop {
-            match state[cur] {
-                DONE => break,
-                ON_PATH => {
-                    parent[cur] = None;
-                    break;
-                }
-                _ => {}
-            }
-            state[cur] = ON_PATH;
-            path.push(cur);
-            match parent[cur] {
-                Some(p) => cur = p,
-                None => break,
-            }
-        }
-        for &p in &path {
-            state[p] = DONE;
-        }
-        path.clear();
-    }
+    let mut cut: Vec<usize> = Vec::new();
+    skein_format::tree::find_cycles(parent, |cycle| cut.extend(cycle.first()));
+    cut.into_iter().for_each(|c| parent[c] = None);
 }
 
 /// The five base relations, as "the span is related to some span of the other side".

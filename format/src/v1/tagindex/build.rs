@@ -1,7 +1,7 @@
 //! Building the tag index of a block: one tantivy document per span, added trace by trace
 //! in one segment, the table alongside, both packed into a bundle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 
 use tantivy::schema::TantivyDocument;
@@ -9,7 +9,7 @@ use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexSettings};
 
 use super::bundle::{TANTIVY_DIR, TRACES_ENTRY, write_bundle};
-use super::fields::{duration_bucket, schema};
+use super::fields::{PARENT_AT, PARENT_NONE, PARENT_UNKNOWN, duration_bucket, schema};
 use super::table::TableBuilder;
 use super::terms::{indexed_keys, type_byte, value_str, write_term};
 use crate::error::{Error, Result};
@@ -92,7 +92,8 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
                 b.span.start_time_unix_nano,
             ))
         });
-        for s in &trace {
+        let parents = parent_positions(&trace);
+        for (s, parent) in trace.iter().zip(parents) {
             let mut doc = TantivyDocument::default();
             doc.add_text(f.name, &s.span.name);
             let mut add = |attrs: &[KeyValue]| {
@@ -120,6 +121,7 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
             doc.add_u64(f.start, duration_bucket(offset));
             let code = s.span.status.as_ref().map_or(0, |st| st.code.clamp(0, 3));
             doc.add_u64(f.ks, (s.span.kind.max(0) as u64) * 4 + code as u64);
+            doc.add_u64(f.parent, parent);
             writer.add_document(doc).map_err(tantivy_err)?;
             table.operations.insert((
                 s.service_name().to_owned(),
@@ -147,6 +149,41 @@ pub fn build(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
         entries.push((format!("{TANTIVY_DIR}/{name}"), bytes));
     }
     Ok(write_bundle(&entries))
+}
+
+/// The `parent` value of each span of one trace's spans in the block, in their order:
+/// [`PARENT_NONE`] for a root, `PARENT_AT + position` when the parent ID names exactly one
+/// other span here (as the evaluator links them), [`PARENT_UNKNOWN`] otherwise, and for the
+/// spans of a cycle of parent links (the evaluator cuts one link of it, which one depends on
+/// spans the block may not hold).
+fn parent_positions(trace: &[&SpanRecord]) -> Vec<u64> {
+    let mut by_id: HashMap<&[u8], Vec<usize>> = HashMap::with_capacity(trace.len());
+    for (i, s) in trace.iter().enumerate() {
+        by_id.entry(s.span.span_id.as_slice()).or_default().push(i);
+    }
+    let mut parent: Vec<Option<usize>> = vec![None; trace.len()];
+    let mut out: Vec<u64> = trace
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if s.span.parent_span_id.is_empty() {
+                return PARENT_NONE;
+            }
+            let named = by_id.get(s.span.parent_span_id.as_slice());
+            let mut others = named.into_iter().flatten().filter(|&&p| p != i);
+            match (others.next(), others.next()) {
+                (Some(&p), None) => {
+                    parent[i] = Some(p);
+                    PARENT_AT + p as u64
+                }
+                _ => PARENT_UNKNOWN,
+            }
+        })
+        .collect();
+    crate::tree::find_cycles(&parent, |cycle| {
+        cycle.iter().for_each(|&p| out[p] = PARENT_UNKNOWN);
+    });
+    out
 }
 
 fn tantivy_err(e: tantivy::TantivyError) -> Error {

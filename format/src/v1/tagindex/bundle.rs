@@ -1,4 +1,4 @@
-//! The bundle, the single object a block's tag index is stored as: the magic (`SKTAGIX4`,
+//! The bundle, the single object a block's tag index is stored as: the magic (`SKTAGIX5`,
 //! [`IndexLayout`]), the entry count, each entry's name and size, then the entries' bytes.
 //! Writing it, checking and splitting it, and unpacking it into a directory.
 

@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use tantivy::columnar::{Cardinality, Column};
 use tantivy::schema::Term;
 
-use super::fields::{duration_bucket, field};
+use super::fields::{PARENT_AT, PARENT_NONE, bucket_range, duration_bucket, field};
 use super::query::{Docs, TagIndex};
 use super::table::Holder;
 use super::terms::term_bytes;
@@ -79,7 +79,134 @@ pub enum IndexCondition {
     },
 }
 
+/// How the result spans of an [`IndexRelation`] relate to its left-hand spans, as TraceQL's
+/// structural operators `>`, `>>`, `!>` and `!>>` relate them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationOp {
+    /// The span's parent is a left-hand span.
+    Child,
+    /// Some ancestor of the span is a left-hand span.
+    Descendant,
+    /// The span has no parent, or its parent is not a left-hand span.
+    NotChild,
+    /// No ancestor of the span is a left-hand span.
+    NotDescendant,
+}
+
+/// "Some span of the trace satisfying `child` relates by `op` to the left-hand spans": a
+/// structural condition a trace must meet, from a TraceQL query's structural operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRelation {
+    /// The relation.
+    pub op: RelationOp,
+    /// The left-hand spans. For [`RelationOp::Child`] and [`RelationOp::Descendant`], a
+    /// condition every one of them satisfies; for the negated operators, a condition that
+    /// exactly they satisfy (a span satisfying it is a left-hand span).
+    pub parent: IndexCondition,
+    /// A condition every result span satisfies.
+    pub child: IndexCondition,
+}
+
 impl TagIndex {
+    /// Of `ordinals` (in table order), the traces whose spans in this block may meet every
+    /// relation, a superset as [`traces_matching`](Self::traces_matching) is. Only links
+    /// within the block are followed: a span whose parent lies elsewhere (or that this
+    /// block alone cannot link, see the `parent` fast field) may meet any relation. The
+    /// negated operators rule out a span only for a parent (or ancestor) the index is sure
+    /// about (see `sure`), and only in traces whose spans here all lie in `window`, since a
+    /// search with a window evaluates the query on the spans in it alone.
+    ///
+    /// A caller must still make sure the trace is nowhere else: another copy of a span ID in
+    /// another block could make the evaluator link a span differently.
+    pub fn traces_related(
+        &self,
+        ordinals: &[u32],
+        relations: &[IndexRelation],
+        window: Option<(u64, u64)>,
+    ) -> Result<Vec<u32>> {
+        if relations.is_empty() || ordinals.is_empty() {
+            return Ok(ordinals.to_vec());
+        }
+        self.with_cx(|cx| self.related(cx, ordinals, relations, window))
+    }
+
+    fn related(
+        &self,
+        cx: &Cx<'_>,
+        ordinals: &[u32],
+        relations: &[IndexRelation],
+        window: Option<(u64, u64)>,
+    ) -> Result<Vec<u32>> {
+        let parent_of = cx.column(field::PARENT)?;
+        let t = &self.table;
+        let mut kept: Vec<u32> = ordinals.to_vec();
+        for r in relations {
+            let children = cx.docs(&r.child, None)?;
+            let negated = matches!(r.op, RelationOp::NotChild | RelationOp::NotDescendant);
+            let left = match negated {
+                true => cx.sure(&r.parent, None)?,
+                false => cx.docs(&r.parent, None)?,
+            };
+            kept.retain(|&o| {
+                let (Some(&first), Some(&end), Some(summary)) = (
+                    t.first_doc.get(o as usize),
+                    t.first_doc.get(o as usize + 1),
+                    t.traces.get(o as usize),
+                ) else {
+                    return true;
+                };
+                let inside = window.is_none_or(|(lo, hi)| {
+                    summary.start_unix_nano >= lo
+                        && summary
+                            .start_unix_nano
+                            .saturating_add(summary.duration_nanos)
+                            <= hi
+                });
+                let is_left = |d: u32| (!negated || inside) && left.contains(d);
+                // The parent of document `d`: `Err(true)` when unknown here, `Err(false)`
+                // for a root.
+                let parent = |d: u32| -> std::result::Result<u32, bool> {
+                    match parent_of.first(d) {
+                        Some(PARENT_NONE) => Err(false),
+                        Some(p) if p >= PARENT_AT => u32::try_from(p - PARENT_AT)
+                            .ok()
+                            .and_then(|p| first.checked_add(p))
+                            .filter(|&p| p < end)
+                            .ok_or(true),
+                        _ => Err(true),
+                    }
+                };
+                // Up the ancestors of `d` to a left-hand one, or to the end of what the
+                // block knows (a root, or a parent it cannot link; links of a cycle are
+                // unknown, so every walk ends; the bound is a guard).
+                let up = |d: u32| {
+                    let mut cur = d;
+                    for _ in first..end {
+                        match parent(cur) {
+                            Ok(p) if is_left(p) => return Up::Left,
+                            Ok(p) => cur = p,
+                            Err(true) => return Up::Unknown,
+                            Err(false) => return Up::Root,
+                        }
+                    }
+                    Up::Unknown
+                };
+                (first..end)
+                    .filter(|&d| children.contains(d))
+                    .any(|d| match r.op {
+                        RelationOp::Child => parent(d).map_or_else(|unknown| unknown, is_left),
+                        RelationOp::NotChild => parent(d).map_or(true, |p| !is_left(p)),
+                        RelationOp::Descendant => up(d) != Up::Root,
+                        RelationOp::NotDescendant => up(d) != Up::Left,
+                    })
+            });
+            if kept.is_empty() {
+                break;
+            }
+        }
+        Ok(kept)
+    }
+
     /// The ordinals of the traces (in table order) that have a span which may satisfy `c`
     /// and that overlap `window` (ns, inclusive) when given.
     pub fn traces_matching(
@@ -87,16 +214,29 @@ impl TagIndex {
         c: &IndexCondition,
         window: Option<(u64, u64)>,
     ) -> Result<Vec<u32>> {
+        self.with_cx(|cx| self.matching(cx, c, window))
+    }
+
+    /// Runs `f` on the index's segment; nothing (no trace) when it has none.
+    fn with_cx(&self, f: impl FnOnce(&Cx<'_>) -> Result<Vec<u32>>) -> Result<Vec<u32>> {
         let searcher = self.reader.searcher();
         let Some(segment) = searcher.segment_readers().first() else {
             return Ok(Vec::new());
         };
-        let n = segment.max_doc();
         let cx = Cx {
             index: self,
             segment,
-            n,
+            n: segment.max_doc(),
         };
+        f(&cx)
+    }
+
+    fn matching(
+        &self,
+        cx: &Cx<'_>,
+        c: &IndexCondition,
+        window: Option<(u64, u64)>,
+    ) -> Result<Vec<u32>> {
         let docs = cx.docs(c, None)?;
         let t = &self.table;
         let mut out: Vec<u32> = Vec::new();
@@ -123,6 +263,17 @@ impl TagIndex {
         }
         Ok(out)
     }
+}
+
+/// Where a walk up a span's ancestors ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Up {
+    /// At a left-hand span.
+    Left,
+    /// At a root.
+    Root,
+    /// At a span whose parent the block cannot link.
+    Unknown,
 }
 
 /// One evaluation of a condition over one segment.
@@ -240,24 +391,9 @@ impl Cx<'_> {
                 // then check only the documents left.
                 let mut ordered: Vec<&IndexCondition> = parts.iter().collect();
                 ordered.sort_by_key(|p| !p.uses_postings());
-                let mut acc: Option<Docs> = within.cloned();
-                for p in ordered {
-                    let docs = self.docs(p, acc.as_ref())?;
-                    let empty = docs.is_empty();
-                    acc = Some(docs);
-                    if empty {
-                        break;
-                    }
-                }
-                acc.unwrap_or_else(|| Docs::full(self.n))
+                self.all_of(ordered, within, Self::docs)?
             }
-            IndexCondition::Or(parts) => {
-                let mut acc = Docs::empty(self.n);
-                for p in parts {
-                    acc.or(&self.docs(p, within)?);
-                }
-                acc
-            }
+            IndexCondition::Or(parts) => self.any_of(parts, within, Self::docs)?,
             IndexCondition::Name(name) => {
                 let mut docs = Docs::empty(self.n);
                 self.postings(
@@ -324,6 +460,99 @@ impl Cx<'_> {
                 // either side of it, so it is kept.
                 let lo = min.map(duration_bucket).unwrap_or(0);
                 let hi = max.map(duration_bucket).unwrap_or(u64::MAX);
+                match lo <= hi {
+                    true => self.in_ranges(field::DUR, &[lo..=hi], within)?,
+                    false => Docs::empty(self.n),
+                }
+            }
+        })
+    }
+}
+
+impl Cx<'_> {
+    /// The documents of `within` that `eval` gives for every one of `parts`, each part
+    /// evaluated only on what the parts before it left.
+    fn all_of<'c>(
+        &self,
+        parts: impl IntoIterator<Item = &'c IndexCondition>,
+        within: Option<&Docs>,
+        eval: impl Fn(&Self, &IndexCondition, Option<&Docs>) -> Result<Docs>,
+    ) -> Result<Docs> {
+        let mut acc: Option<Docs> = within.cloned();
+        for p in parts {
+            let docs = eval(self, p, acc.as_ref())?;
+            let empty = docs.is_empty();
+            acc = Some(docs);
+            if empty {
+                break;
+            }
+        }
+        Ok(acc.unwrap_or_else(|| Docs::full(self.n)))
+    }
+
+    /// The documents of `within` that `eval` gives for some of `parts`.
+    fn any_of(
+        &self,
+        parts: &[IndexCondition],
+        within: Option<&Docs>,
+        eval: impl Fn(&Self, &IndexCondition, Option<&Docs>) -> Result<Docs>,
+    ) -> Result<Docs> {
+        let mut acc = Docs::empty(self.n);
+        for p in parts {
+            acc.or(&eval(self, p, within)?);
+        }
+        Ok(acc)
+    }
+
+    /// The documents of `within` (every document when `None`) that surely satisfy `c`: a
+    /// subset of its documents, exact where the index is (names, kinds, status codes,
+    /// resource and scope attributes); span attributes (whose terms mix in event and link
+    /// attributes) count for none, durations only in the buckets wholly inside the range.
+    fn sure(&self, c: &IndexCondition, within: Option<&Docs>) -> Result<Docs> {
+        Ok(match c {
+            IndexCondition::All
+            | IndexCondition::Name(_)
+            | IndexCondition::Kind(_)
+            | IndexCondition::StatusCode(_) => self.docs(c, within)?,
+            IndexCondition::And(parts) => self.all_of(parts, within, Self::sure)?,
+            IndexCondition::Or(parts) => self.any_of(parts, within, Self::sure)?,
+            IndexCondition::Attr {
+                key,
+                values,
+                resource,
+                scope,
+                ..
+            } => self.docs(
+                &IndexCondition::Attr {
+                    key: key.clone(),
+                    values: values.clone(),
+                    span: false,
+                    resource: *resource,
+                    scope: *scope,
+                },
+                within,
+            )?,
+            IndexCondition::Duration { min, max } => {
+                let lo = match min {
+                    None => 0,
+                    Some(m) => {
+                        let b = duration_bucket(*m);
+                        b + u64::from(bucket_range(b).0 < *m)
+                    }
+                };
+                let hi = match max {
+                    None => u64::MAX,
+                    Some(m) => {
+                        let b = duration_bucket(*m);
+                        match bucket_range(b).1 > *m {
+                            true => match b.checked_sub(1) {
+                                Some(b) => b,
+                                None => return Ok(Docs::empty(self.n)),
+                            },
+                            false => b,
+                        }
+                    }
+                };
                 match lo <= hi {
                     true => self.in_ranges(field::DUR, &[lo..=hi], within)?,
                     false => Docs::empty(self.n),

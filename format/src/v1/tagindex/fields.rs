@@ -1,5 +1,6 @@
 //! The tantivy schema of the tag index, one document per span: the field names, their
-//! handles ([`Fields`]), and the logarithmic buckets of the `dur` and `start` fast fields.
+//! handles ([`Fields`]), the logarithmic buckets of the `dur` and `start` fast fields, and
+//! the values of the `parent` fast field.
 
 use tantivy::schema::{
     BytesOptions, FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
@@ -15,7 +16,18 @@ pub(super) mod field {
     pub(crate) const DUR: &str = "dur";
     pub(crate) const START: &str = "start";
     pub(crate) const KS: &str = "ks";
+    pub(crate) const PARENT: &str = "parent";
 }
+
+/// `parent` of a span without a parent ID (a root).
+pub(super) const PARENT_NONE: u64 = 0;
+/// `parent` of a span whose parent is not known from this block alone: its parent ID names
+/// no span, or several, of the trace's spans in the block, or the span lies on a cycle of
+/// parent links.
+pub(super) const PARENT_UNKNOWN: u64 = 1;
+/// `parent` of a span whose parent is the trace's span at document `first + p` (the trace's
+/// first document plus `p`) is `PARENT_AT + p`.
+pub(super) const PARENT_AT: u64 = 2;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Fields {
@@ -26,6 +38,7 @@ pub(super) struct Fields {
     pub(super) dur: Field,
     pub(super) start: Field,
     pub(super) ks: Field,
+    pub(super) parent: Field,
 }
 
 pub(super) fn schema() -> (Schema, Fields) {
@@ -44,6 +57,7 @@ pub(super) fn schema() -> (Schema, Fields) {
         dur: b.add_u64_field(field::DUR, FAST),
         start: b.add_u64_field(field::START, FAST),
         ks: b.add_u64_field(field::KS, FAST),
+        parent: b.add_u64_field(field::PARENT, FAST),
     };
     (b.build(), fields)
 }
@@ -62,6 +76,7 @@ pub(super) fn fields_of(schema: &Schema) -> Result<Fields> {
         dur: get(field::DUR)?,
         start: get(field::START)?,
         ks: get(field::KS)?,
+        parent: get(field::PARENT)?,
     })
 }
 

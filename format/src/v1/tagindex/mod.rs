@@ -13,7 +13,8 @@
 //!   value listing on them scans the block. Fast fields: the span's resource and scope (their
 //!   position in the table), its duration as a 10-bit logarithmic bucket (`dur`, 16 buckets
 //!   per power of two), its start relative to its trace's start in the same buckets
-//!   (`start`), and its kind and status code (`ks`, kind × 4 + code).
+//!   (`start`), its kind and status code (`ks`, kind × 4 + code), and its parent among the
+//!   trace's documents (`parent`: a root, a position, or unknown in this block).
 //! - **the table** (`traces.bin`, zstd): per trace, in document order, its ID and the summary
 //!   of its spans in this block (start, duration, root, span, error and orphan counts per
 //!   service); the distinct resources and scopes with their attributes; the attribute keys
@@ -28,7 +29,7 @@
 //! condition, a superset (a duration in the same bucket as a bound, an event attribute taken
 //! for a span attribute); the caller decides each on its spans. So answers stay exact.
 //!
-//! The bundle is a small container: the magic `SKTAGIX4`, the number of entries (u32 LE),
+//! The bundle is a small container: the magic `SKTAGIX5`, the number of entries (u32 LE),
 //! each entry's name (u16 LE length + UTF-8) and size (u64 LE), then the entries' bytes in
 //! that order. Entries are `traces.bin` and the tantivy index files under `tantivy/`.
 //!
@@ -43,7 +44,8 @@
 //! - `bundle`: the container, written by [`build`](fn@build) and read by [`unpack`];
 //! - `query`: [`TagIndex`], the opened index, and the listings it answers ([`Scope`]);
 //! - `condition`: pruning for richer queries ([`IndexCondition`]): the traces with a span that
-//!   may satisfy a condition, a superset the caller decides on the spans;
+//!   may satisfy a condition, a superset the caller decides on the spans, and of those the
+//!   traces that may meet structural relations ([`IndexRelation`]);
 //! - `cursor`: LEB128 writing and the byte cursor the table and the bundle are read with.
 
 mod build;
@@ -57,7 +59,7 @@ mod terms;
 
 pub use build::build;
 pub use bundle::unpack;
-pub use condition::{AttrType, IndexCondition};
+pub use condition::{AttrType, IndexCondition, IndexRelation, RelationOp};
 pub use fields::{bucket_range, duration_bucket};
 pub use query::{Scope, TagIndex};
 pub use terms::{MAX_INDEXED_VALUES, MAX_TERM_VALUE, SPANS_PER_INDEXED_VALUE, type_name};

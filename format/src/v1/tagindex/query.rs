@@ -76,6 +76,12 @@ impl Docs {
         self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a |= b);
     }
 
+    pub(super) fn contains(&self, d: u32) -> bool {
+        self.0
+            .get(d as usize / 64)
+            .is_some_and(|w| w & (1 << (d % 64)) != 0)
+    }
+
     /// Documents in the set.
     pub(super) fn len(&self) -> u32 {
         self.0.iter().map(|w| w.count_ones()).sum()
