@@ -520,6 +520,7 @@ async fn a_block_whose_index_has_another_layout_is_rewritten_with_a_current_one(
     for (case, magic, layout) in [
         ("layout recorded in the meta", b"SKTAGIX3", Some(3)),
         ("layout read from the bundle", b"SKTAGIX3", None),
+        ("the layout before parent links", b"SKTAGIX4", Some(4)),
     ] {
         let store = memory();
         let t = tenant("reindex");
@@ -565,7 +566,8 @@ async fn a_block_whose_index_has_another_layout_is_rewritten_with_a_current_one(
     let t = tenant("current");
     let mut g = TraceGenerator::new(8, BASE_NS, 1_000_000_000);
     let spans: Vec<_> = (0..5).flat_map(|_| g.trace(4)).collect();
-    write_block_with_index_layout(&store, &t, spans, b"SKTAGIX4", None).await;
+    let magic = skein_format::IndexLayout::current().magic();
+    write_block_with_index_layout(&store, &t, spans, &magic, None).await;
     let c = compactor(&store, config(), at(BASE_NS + 30 * 24 * HOUR_NS));
     assert_eq!(cycle(&c).await.jobs, 0);
 }
