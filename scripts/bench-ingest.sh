@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Ingest benchmark: runs skein (all roles, local disk, WAL with fsync, blocks flushing) and
 # `skein-bench ingest` (the load generator) on this machine, and prints spans/s accepted,
-# server CPU-seconds per million spans, p99 export latency and peak RSS, next to how fast prost
-# alone decodes the same payloads.
+# server CPU-seconds per million spans (during the load, and until every accepted span is in a
+# block in storage), p99 export latency and peak RSS, next to how fast prost alone decodes the
+# same payloads.
 #
-#   ./scripts/bench-ingest.sh [SECONDS] [PROTOCOL] [CONCURRENCY] [BATCH]
+#   ./scripts/bench-ingest.sh [SECONDS] [PROTOCOL] [CONCURRENCY] [BATCH] [full|lean] [REQUESTS]
 #
-# Defaults: 30 s, grpc, 8 requests in flight, 1000 spans per request.
+# Defaults: 30 s, grpc, 8 requests in flight, 1000 spans per request, the full workload, as
+# many requests as the time allows. With REQUESTS, the load stops after that many accepted
+# requests (or after SECONDS). The write-path workload of docs/benchmarks.md:
+#
+#   ./scripts/bench-ingest.sh 900 http-protobuf 8 2484 lean 1000
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -14,6 +19,8 @@ seconds=${1:-30}
 protocol=${2:-grpc}
 concurrency=${3:-8}
 batch=${4:-1000}
+workload=${5:-full}
+requests=${6:-}
 
 # The server is the shipped binary, the load generator the benchmark binary; one build of
 # both (as the other bench scripts do), so the dependencies are compiled once.
@@ -58,26 +65,40 @@ done
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== prost decode ceiling (same payloads, one core)"
-"$bench" ingest --decode-only --batch "$batch" --duration 10s
+"$bench" ingest --decode-only --batch "$batch" --workload "$workload" --duration 10s
 
 ticks=$(getconf CLK_TCK)
 cpu() { awk -v t="$ticks" '{print ($14+$15)/t}' "/proc/$pid/stat"; }
 before=$(cpu)
-echo "== load: $protocol, $concurrency in flight, $batch spans per request, $seconds s"
+echo "== load: $protocol, $concurrency in flight, $batch spans per request, $workload workload, ${requests:-as many requests as} ${seconds} s allow${requests:+ at most}"
 endpoint="http://127.0.0.1:$grpc"
 [ "$protocol" != grpc ] && endpoint="http://127.0.0.1:$otlp_http/v1/traces"
 "$bench" ingest --protocol "$protocol" --endpoint "$endpoint" --concurrency "$concurrency" \
-  --batch "$batch" --duration "${seconds}s" | tee "$work/ingest.txt"
+  --batch "$batch" --workload "$workload" --duration "${seconds}s" \
+  ${requests:+--requests "$requests"} | tee "$work/ingest.txt"
 after=$(cpu)
 spans=$(awk '/^spans_accepted/ {print $2}' "$work/ingest.txt")
+metric() { curl -fs "http://127.0.0.1:$internal/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# Until every accepted span is in a block in storage (blocks are cut within a minute).
+flushed_spans=0
+for _ in $(seq 1 360); do
+  flushed_spans=$(metric skein_ingester_spans_flushed_total)
+  [ "${flushed_spans%.*}" -ge "$spans" ] && break
+  sleep 0.5
+done
+flushed_at=$(cpu)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-flushed=$(curl -fs "http://127.0.0.1:$internal/metrics" | awk '/^skein_ingester_blocks_flushed_total/ {print $2}')
+flushed=$(metric skein_ingester_blocks_flushed_total)
 echo "== server"
-awk -v b="$before" -v a="$after" -v s="$spans" -v r="$rss" -v f="$flushed" 'BEGIN {
+awk -v b="$before" -v a="$after" -v fa="$flushed_at" -v s="$spans" -v fs="$flushed_spans" \
+  -v r="$rss" -v f="$flushed" 'BEGIN {
   cpu = a - b
   printf "server_cpu_seconds %.2f\n", cpu
   printf "spans_per_server_cpu_second %.0f\n", (cpu > 0 ? s / cpu : 0)
   printf "server_cpu_seconds_per_million_spans %.2f\n", (s > 0 ? cpu * 1e6 / s : 0)
+  printf "spans_flushed %d\n", fs
+  printf "server_cpu_seconds_until_flushed %.2f\n", fa - b
+  printf "spans_per_server_cpu_second_until_flushed %.0f\n", (fa > b ? s / (fa - b) : 0)
   printf "peak_rss_mib %.0f\n", r / 1024
   printf "blocks_flushed %d\n", f
 }'

@@ -24,6 +24,7 @@ use skein_format::model::spans_to_otlp;
 use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_testkit::synth::{Rng, TraceGenerator};
 
+use crate::compact::Workload;
 use crate::measure::now_nanos;
 
 /// Wire protocol of the load.
@@ -65,6 +66,12 @@ pub struct IngestArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The attributes the spans carry.
+    #[arg(long, value_enum, default_value = "full")]
+    pub workload: Workload,
+    /// Stop after this many requests (over all connections), whatever `--duration` allows.
+    #[arg(long)]
+    pub requests: Option<u64>,
     /// Only measure how fast this machine decodes the payloads with prost (one core), send
     /// nothing: the ceiling any OTLP receiver works under.
     #[arg(long)]
@@ -83,6 +90,9 @@ const POOL: usize = 16;
 
 fn payloads(args: &IngestArgs) -> anyhow::Result<Vec<Payload>> {
     let mut generator = TraceGenerator::new(args.seed, now_nanos(), 1_000_000);
+    if args.workload == Workload::Lean {
+        generator = generator.lean();
+    }
     let mut out = Vec::with_capacity(POOL);
     for _ in 0..POOL {
         let spans = generator.spans(args.batch);
@@ -294,6 +304,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                 endpoint.clone(),
             );
             let (protocol, tenants, seed) = (args.protocol, args.tenants.max(1), args.seed);
+            let budget = args.requests;
             tasks.push(tokio::spawn(async move {
                 let mut rng = Rng::new(seed.wrapping_add(1000 + w as u64));
                 let mut lat = Vec::new();
@@ -302,6 +313,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                 let http = reqwest::Client::new();
                 let mut i = w;
                 while Instant::now() < deadline {
+                    if budget
+                        .is_some_and(|b| counters.requests.fetch_add(1, Ordering::Relaxed) >= b)
+                    {
+                        break;
+                    }
                     if let Some(iv) = per_worker_interval {
                         tokio::time::sleep_until(next.into()).await;
                         next += iv;
@@ -353,7 +369,16 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                         }
                     };
                     lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    counters.requests.fetch_add(1, Ordering::Relaxed);
+                    match (budget, &outcome) {
+                        (None, _) => {
+                            counters.requests.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // A refused request is sent again: the budget counts accepted ones.
+                        (Some(_), Err(_)) => {
+                            counters.requests.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        (Some(_), Ok(())) => {}
+                    }
                     match outcome {
                         Ok(()) => {
                             counters.spans.fetch_add(p.spans, Ordering::Relaxed);
@@ -392,7 +417,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         "ingest protocol={:?} batch={} concurrency={} tenants={} bytes_per_span={bytes_per_span:.1}",
         args.protocol, args.batch, args.concurrency, args.tenants
     );
-    println!("requests {}", counters.requests.load(Ordering::Relaxed));
+    let sent = counters.requests.load(Ordering::Relaxed);
+    let sent = args.requests.map_or(sent, |b| sent.min(b));
+    println!("requests {sent}");
     println!(
         "failed_requests {}",
         counters.failures.load(Ordering::Relaxed)
