@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Ingest benchmark: runs skein (all roles, local disk, WAL with fsync, blocks flushing) and
-# `skein-bench ingest` (the load generator) on this machine, and prints spans/s accepted,
+# Ingest benchmark: runs skein (the ingester role: local disk, WAL with fsync, blocks flushing;
+# compaction is measured by bench-compact.sh) and `skein-bench ingest` (the load generator) on
+# this machine, and prints spans/s accepted,
 # server CPU-seconds per million spans (during the load, and until every accepted span is in a
 # block in storage), p99 export latency and peak RSS, next to how fast prost alone decodes the
 # same payloads.
@@ -54,7 +55,7 @@ backend = "local"
 path = "$work/blocks"
 TOML
 
-"$bin" --config "$work/skein.toml" > "$work/skein.log" 2>&1 &
+"$bin" --config "$work/skein.toml" --target ingester > "$work/skein.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

@@ -42,6 +42,7 @@ pub mod meta;
 pub mod model;
 pub mod summary;
 pub mod tree;
+pub mod wire;
 pub mod v1;
 pub mod version;
 

@@ -272,29 +272,23 @@ async fn otlp(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Re
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (request, raw, protocol) = match enc {
-        Encoding::Protobuf => match ExportTraceServiceRequest::decode(body.as_ref()) {
-            Ok(r) => (r, Some(body.clone()), "otlp_http_protobuf"),
-            Err(e) => {
-                return bad_request(
-                    &format!(
-                        "the body is not a valid OTLP ExportTraceServiceRequest protobuf: {e}"
-                    ),
-                    enc,
-                );
-            }
-        },
+    let pushed = match enc {
+        // Checked on its bytes, and decoded only when it must be (see `push_protobuf`).
+        Encoding::Protobuf => {
+            app.ingester
+                .push_protobuf(&tenant, body, "otlp_http_protobuf")
+                .await
+        }
         Encoding::Json => match decode_export_request(&body) {
-            Ok(r) => (r, None, "otlp_http_json"),
+            Ok(r) => {
+                app.ingester
+                    .push(&tenant, r, body.len(), None, "otlp_http_json")
+                    .await
+            }
             Err(e) => return bad_request(&format!("the body is not valid OTLP/JSON: {e}"), enc),
         },
     };
-    push_response(
-        app.ingester
-            .push(&tenant, request, body.len(), raw, protocol)
-            .await,
-        enc,
-    )
+    push_response(pushed, enc)
 }
 
 async fn zipkin(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {

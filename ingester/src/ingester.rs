@@ -15,6 +15,7 @@ use skein_format::block::{WriteOptions, encode_block};
 use skein_format::layout::{block_object, names};
 use skein_format::model::{spans_from_otlp, spans_to_otlp};
 use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use skein_format::wire::scan_export_request;
 use skein_format::{BlockReader, BlockWriter, ScanFilter, SpanRecord, Store, TenantId, TraceId};
 use skein_query::recent::Candidates;
 use skein_query::recent::RecentData;
@@ -138,38 +139,61 @@ fn counts_by_trace<'a>(spans: impl IntoIterator<Item = &'a SpanRecord>) -> HashM
     counts
 }
 
-/// Live limits: refuses spans of traces that are too big, and of new traces beyond the
-/// live-trace limit, counting each refused span in `v.refused` (and marking `v` modified).
-/// Checked against `st` before the WAL append, applied (the spans held) after it: concurrent
-/// requests can overshoot a little, never by more than one request each.
-fn apply_limits(st: &TenantState, v: &mut Validated, limits: &TenantLimits, bytes_per_span: u64) {
+/// Live limits: for each span, by its trace ID in request order, the refusal the limits give
+/// it (a trace already holding `max_trace_bytes`, or a new trace beyond `max_live_traces`),
+/// or `None` when it may be held. Checked against `st` before the WAL append, applied (the
+/// spans held) after it: concurrent requests can overshoot a little, never by more than one
+/// request each.
+fn limit_decisions(
+    st: &TenantState,
+    ids: impl IntoIterator<Item = TraceId>,
+    limits: &TenantLimits,
+    bytes_per_span: u64,
+) -> Vec<Option<Refusal>> {
     let mut added: HashMap<TraceId, u64> = HashMap::new();
     let mut new_traces = 0u64;
-    let mut kept = Vec::with_capacity(v.spans.len());
-    let refused_before = v.refused.total();
-    for s in std::mem::take(&mut v.spans) {
-        let Ok(id) = s.trace_id() else { continue };
-        let existing = st.live_trace_bytes(&id);
-        let pending = added.get(&id).copied();
-        if existing.is_none()
-            && pending.is_none()
-            && st.live.len() as u64 + new_traces >= limits.max_live_traces
-        {
-            v.refused.add(Refusal::LiveTracesLimit, 1);
-            continue;
+    ids.into_iter()
+        .map(|id| {
+            let existing = st.live_trace_bytes(&id);
+            let pending = added.get(&id).copied();
+            if existing.is_none()
+                && pending.is_none()
+                && st.live.len() as u64 + new_traces >= limits.max_live_traces
+            {
+                return Some(Refusal::LiveTracesLimit);
+            }
+            if existing.unwrap_or(0) + pending.unwrap_or(0) + bytes_per_span
+                > limits.max_trace_bytes
+            {
+                return Some(Refusal::TraceTooLarge);
+            }
+            if pending.is_none() && existing.is_none() {
+                new_traces += 1;
+            }
+            *added.entry(id).or_default() += bytes_per_span;
+            None
+        })
+        .collect()
+}
+
+/// Applies [`limit_decisions`] to `v`: refused spans leave it, counted in `v.refused` (and
+/// `v` is marked modified).
+fn apply_limits(st: &TenantState, v: &mut Validated, limits: &TenantLimits, bytes_per_span: u64) {
+    let spans: Vec<SpanRecord> = std::mem::take(&mut v.spans)
+        .into_iter()
+        .filter(|s| s.trace_id().is_ok())
+        .collect();
+    let ids = spans.iter().filter_map(|s| s.trace_id().ok());
+    let decisions = limit_decisions(st, ids, limits, bytes_per_span);
+    let mut kept = Vec::with_capacity(spans.len());
+    for (s, refusal) in spans.into_iter().zip(decisions) {
+        match refusal {
+            Some(r) => {
+                v.refused.add(r, 1);
+                v.modified = true;
+            }
+            None => kept.push(s),
         }
-        if existing.unwrap_or(0) + pending.unwrap_or(0) + bytes_per_span > limits.max_trace_bytes {
-            v.refused.add(Refusal::TraceTooLarge, 1);
-            continue;
-        }
-        if pending.is_none() && existing.is_none() {
-            new_traces += 1;
-        }
-        *added.entry(id).or_default() += bytes_per_span;
-        kept.push(s);
-    }
-    if v.refused.total() > refused_before {
-        v.modified = true;
     }
     v.spans = kept;
 }
@@ -328,11 +352,96 @@ impl Ingester {
         protocol: &'static str,
     ) -> Result<PushOk, PushError> {
         let limits = self.config.limits.for_tenant(tenant.as_str());
-        let state = self.admit(tenant, &request, body_len, &limits)?;
-        let mut v = self.validate(tenant, request, &limits);
+        let sent: u64 = request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len() as u64)
+            .sum();
+        let state = self.admit(tenant, sent, body_len, &limits)?;
+        self.push_admitted(tenant, &state, request, body_len, raw, protocol, &limits)
+            .await
+    }
+
+    /// Accepts an OTLP protobuf request as `push` does. A request with nothing to refuse or
+    /// change (usable IDs, no value to truncate, within retention and the live limits: the
+    /// usual case) is checked on its bytes ([`scan_export_request`]) and stored as it came,
+    /// without being decoded; any other is decoded and takes `push`'s path. A body that is
+    /// not a valid request is [`PushError::InvalidData`].
+    pub async fn push_protobuf(
+        &self,
+        tenant: &TenantId,
+        body: Bytes,
+        protocol: &'static str,
+    ) -> Result<PushOk, PushError> {
+        let limits = self.config.limits.for_tenant(tenant.as_str());
+        let max = usize::try_from(limits.max_attribute_value_bytes).unwrap_or(usize::MAX);
+        let decode = |body: &Bytes| {
+            ExportTraceServiceRequest::decode(body.as_ref()).map_err(|e| {
+                PushError::InvalidData(format!(
+                    "the body is not a valid OTLP ExportTraceServiceRequest protobuf: {e}"
+                ))
+            })
+        };
+        let Some(facts) = scan_export_request(&body, max) else {
+            let request = decode(&body)?;
+            return self
+                .push(tenant, request, body.len(), Some(body), protocol)
+                .await;
+        };
+        let body_len = body.len();
+        let state = self.admit(tenant, facts.len() as u64, body_len, &limits)?;
+        let bytes_per_span = body_len as u64 / (facts.len() as u64).max(1);
+        let within_retention = self
+            .oldest_allowed(tenant)
+            .is_none_or(|oldest| facts.iter().all(|f| f.latest_unix_nano >= oldest));
+        let unchanged = !facts.is_empty()
+            && within_retention
+            && limit_decisions(
+                &lock(&state),
+                facts.iter().map(|f| f.trace_id),
+                &limits,
+                bytes_per_span,
+            )
+            .iter()
+            .all(Option::is_none);
+        if !unchanged {
+            let request = decode(&body)?;
+            return self
+                .push_admitted(tenant, &state, request, body_len, Some(body), protocol, &limits)
+                .await;
+        }
+        let accepted = facts.len() as u64;
+        let (segment, gate) = self.append(tenant, &body, accepted).await?;
+        let mut counts: HashMap<TraceId, u64> = HashMap::new();
+        for f in &facts {
+            *counts.entry(f.trace_id).or_default() += 1;
+        }
+        self.hold(&state, segment, body, &counts, accepted, bytes_per_span);
+        drop(gate);
+        count_received(tenant, protocol, accepted, body_len);
+        Ok(PushOk {
+            accepted,
+            refused: Refusals::default(),
+        })
+    }
+
+    /// `push` after [`admit`](Self::admit): validation, limits, the WAL, holding the spans.
+    #[allow(clippy::too_many_arguments)]
+    async fn push_admitted(
+        &self,
+        tenant: &TenantId,
+        state: &Arc<Mutex<TenantState>>,
+        request: ExportTraceServiceRequest,
+        body_len: usize,
+        raw: Option<Bytes>,
+        protocol: &'static str,
+        limits: &TenantLimits,
+    ) -> Result<PushOk, PushError> {
+        let mut v = self.validate(tenant, request, limits);
         let total = v.spans.len() as u64 + v.refused.total();
         let bytes_per_span = body_len as u64 / total.max(1);
-        apply_limits(&lock(&state), &mut v, &limits, bytes_per_span);
+        apply_limits(&lock(state), &mut v, limits, bytes_per_span);
         for (r, n) in &v.refused.0 {
             self.refuse(tenant, r.as_str(), *n);
         }
@@ -343,13 +452,9 @@ impl Ingester {
         let encoded = encode_accepted(&v, raw);
         let accepted = v.spans.len() as u64;
         let (segment, gate) = self.append(tenant, &encoded, accepted).await?;
-        self.hold(
-            &state,
-            segment,
-            encoded,
-            std::mem::take(&mut v.spans),
-            bytes_per_span,
-        );
+        let counts = counts_by_trace(&v.spans);
+        v.spans = Vec::new();
+        self.hold(state, segment, encoded, &counts, accepted, bytes_per_span);
         drop(gate);
         count_received(tenant, protocol, accepted, body_len);
         Ok(PushOk {
@@ -365,7 +470,7 @@ impl Ingester {
     fn admit(
         &self,
         tenant: &TenantId,
-        request: &ExportTraceServiceRequest,
+        sent: u64,
         body_len: usize,
         limits: &TenantLimits,
     ) -> Result<Arc<Mutex<TenantState>>, PushError> {
@@ -375,12 +480,6 @@ impl Ingester {
                 retry_after: Duration::from_secs(5),
             });
         }
-        let sent: u64 = request
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len() as u64)
-            .sum();
         if body_len as u64 > limits.max_request_bytes {
             self.refuse(tenant, "request_too_large", sent);
             return Err(PushError::TooLarge(format!(
@@ -440,17 +539,21 @@ impl Ingester {
         limits: &TenantLimits,
     ) -> Validated {
         let mut v = validate(request, limits.max_attribute_value_bytes);
-        if let Some(o) = self.overrides.get() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            crate::validate::refuse_too_old(
-                &mut v,
-                now.saturating_sub(o.retention(tenant).as_nanos() as u64),
-            );
+        if let Some(oldest) = self.oldest_allowed(tenant) {
+            crate::validate::refuse_too_old(&mut v, oldest);
         }
         v
+    }
+
+    /// When overrides are set: the earliest end a span of `tenant` may have (now minus the
+    /// tenant's retention).
+    fn oldest_allowed(&self, tenant: &TenantId) -> Option<u64> {
+        let o = self.overrides.get()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Some(now.saturating_sub(o.retention(tenant).as_nanos() as u64))
     }
 
     /// Makes the encoded request durable in the WAL; returns the segment holding it, and the
@@ -493,17 +596,15 @@ impl Ingester {
         state: &Mutex<TenantState>,
         segment: u64,
         encoded: Bytes,
-        spans: Vec<SpanRecord>,
+        counts: &HashMap<TraceId, u64>,
+        accepted: u64,
         bytes_per_span: u64,
     ) {
-        let accepted = spans.len() as u64;
         *lock(&self.segment_refs).entry(segment).or_default() += accepted;
         self.unflushed_bytes
             .fetch_add(bytes_per_span * accepted, Ordering::Relaxed);
-        let counts = counts_by_trace(&spans);
-        drop(spans);
         let chunk = Arc::new(Chunk { bytes: encoded });
-        lock(state).insert(&chunk, &counts, bytes_per_span, segment, Instant::now());
+        lock(state).insert(&chunk, counts, bytes_per_span, segment, Instant::now());
     }
 
     /// Moves idle traces to head blocks and cuts head blocks that are due (everything with
