@@ -42,9 +42,9 @@ pub mod meta;
 pub mod model;
 pub mod summary;
 pub mod tree;
-pub mod wire;
 pub mod v1;
 pub mod version;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use ids::{BlockId, SpanId, TenantId, TraceId};

@@ -408,7 +408,15 @@ impl Ingester {
         if !unchanged {
             let request = decode(&body)?;
             return self
-                .push_admitted(tenant, &state, request, body_len, Some(body), protocol, &limits)
+                .push_admitted(
+                    tenant,
+                    &state,
+                    request,
+                    body_len,
+                    Some(body),
+                    protocol,
+                    &limits,
+                )
                 .await;
         }
         let accepted = facts.len() as u64;
@@ -614,7 +622,13 @@ impl Ingester {
         let c = &self.config;
         for (tenant, state) in self.tenants() {
             let mut st = lock(&state);
-            st.cut_traces(c.trace_idle_period, c.max_trace_age, now, force);
+            st.cut_traces(
+                c.trace_idle_period,
+                c.max_trace_age,
+                c.max_block_bytes,
+                now,
+                force,
+            );
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
             if let Some((traces, segments, bytes)) =
                 st.cut_head(c.max_block_bytes, c.max_block_duration, now, force, seq)

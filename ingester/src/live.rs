@@ -212,9 +212,19 @@ impl TenantState {
         }
     }
 
-    /// Moves idle or old traces (all with `force`) into the head block.
-    pub fn cut_traces(&mut self, idle: Duration, max_age: Duration, now: Instant, force: bool) {
-        let due: Vec<TraceId> = self
+    /// Moves idle or old traces (all with `force`) into the head block, oldest first, until
+    /// it holds `max_block_bytes` (unless `force`): the rest stay live until the head has
+    /// been cut, so that a block holds about `max_block_bytes` however much arrived at once,
+    /// and writing it needs memory in proportion.
+    pub fn cut_traces(
+        &mut self,
+        idle: Duration,
+        max_age: Duration,
+        max_block_bytes: u64,
+        now: Instant,
+        force: bool,
+    ) {
+        let mut due: Vec<(Instant, TraceId)> = self
             .live
             .iter()
             .filter(|(_, t)| {
@@ -222,9 +232,13 @@ impl TenantState {
                     || now.saturating_duration_since(t.last) >= idle
                     || now.saturating_duration_since(t.first) >= max_age
             })
-            .map(|(id, _)| *id)
+            .map(|(id, t)| (t.first, *id))
             .collect();
-        for id in due {
+        due.sort_unstable();
+        for (_, id) in due {
+            if !force && self.head.bytes >= max_block_bytes {
+                break;
+            }
             if let Some(t) = self.live.remove(&id) {
                 self.head.traces.entry(id).or_default().extend(t.chunks);
                 self.head.bytes += t.bytes;
