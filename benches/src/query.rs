@@ -674,12 +674,15 @@ enum Kind {
     SearchStructuralChild,
     SearchStructuralNegated,
     SearchPipeline,
+    SearchService10m,
+    SearchServiceDuration10m,
+    SearchServiceNewestMinute,
     TagValues,
     TagValuesNarrowed,
 }
 
 impl Kind {
-    const ALL: [Kind; 15] = [
+    const ALL: [Kind; 18] = [
         Kind::IdHit,
         Kind::IdHitHint,
         Kind::IdMiss,
@@ -693,6 +696,9 @@ impl Kind {
         Kind::SearchStructuralChild,
         Kind::SearchStructuralNegated,
         Kind::SearchPipeline,
+        Kind::SearchService10m,
+        Kind::SearchServiceDuration10m,
+        Kind::SearchServiceNewestMinute,
         Kind::TagValues,
         Kind::TagValuesNarrowed,
     ];
@@ -712,6 +718,9 @@ impl Kind {
             Kind::SearchStructuralChild => "{server} > {client && error}, 1 h",
             Kind::SearchStructuralNegated => "{server} !> {client && error}, 1h",
             Kind::SearchPipeline => "{service} | count() > 3, 1 h",
+            Kind::SearchService10m => "{service}, 10 min in the hour",
+            Kind::SearchServiceDuration10m => "{service && dur>100ms}, 10 min",
+            Kind::SearchServiceNewestMinute => "{service}, the newest minute",
             Kind::TagValues => "tag values http.route, last 1 h",
             Kind::TagValuesNarrowed => "http.route values, q={service}, 1h",
         }
@@ -823,13 +832,19 @@ impl Bench {
             | Kind::SearchStructural
             | Kind::SearchStructuralChild
             | Kind::SearchStructuralNegated
-            | Kind::SearchPipeline => {
+            | Kind::SearchPipeline
+            | Kind::SearchService10m
+            | Kind::SearchServiceDuration10m
+            | Kind::SearchServiceNewestMinute => {
                 let service = pick(rng, &m.services);
                 let route = pick(rng, &m.routes);
                 let q = match kind {
                     Kind::SearchService => format!("{{resource.service.name=\"{service}\"}}"),
-                    Kind::SearchServiceDuration => {
+                    Kind::SearchServiceDuration | Kind::SearchServiceDuration10m => {
                         format!("{{resource.service.name=\"{service}\" && duration>100ms}}")
+                    }
+                    Kind::SearchService10m | Kind::SearchServiceNewestMinute => {
+                        format!("{{resource.service.name=\"{service}\"}}")
                     }
                     Kind::SearchServiceTag => format!(
                         "{{resource.service.name=\"{service}\" && span.http.route=\"{route}\"}}"
@@ -849,7 +864,19 @@ impl Bench {
                     }
                     _ => format!("{{resource.service.name=\"{service}\"}} | count() > 3"),
                 };
-                let search = search(q)?;
+                let mut search = search(q)?;
+                // The narrower windows: ten minutes anywhere in the last hour, or its last
+                // minute.
+                let end = self.manifest.end_unix_nano;
+                const MINUTE: u64 = 60_000_000_000;
+                match kind {
+                    Kind::SearchService10m | Kind::SearchServiceDuration10m => {
+                        let from = end - HOUR_NANOS + rng.below(HOUR_NANOS - 10 * MINUTE);
+                        search.window = Some((from, from + 10 * MINUTE));
+                    }
+                    Kind::SearchServiceNewestMinute => search.window = Some((end - MINUTE, end)),
+                    _ => {}
+                }
                 let (result, (elapsed, counts)) = self
                     .measure(lookup.search_traceql(&self.tenant, &search))
                     .await;
