@@ -10,7 +10,10 @@
 //! Field numbers are those of the OpenTelemetry protocol (`opentelemetry/proto/...`); unknown
 //! fields are skipped, as `prost` skips them.
 
+use std::borrow::Cow;
+
 use crate::ids::TraceId;
+use crate::v1::block::source::{EventRef, KvRef, LinkRef, SpanSource, ValueRef};
 
 /// What the ingester needs of one span of a request it accepts unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,12 @@ impl<'a> Reader<'a> {
         let b = self.buf.get(self.pos..self.pos.checked_add(len)?)?;
         self.pos += len;
         Some(b)
+    }
+
+    fn fixed32(&mut self) -> Option<u32> {
+        let b = self.buf.get(self.pos..self.pos.checked_add(4)?)?;
+        self.pos += 4;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
     }
 
     fn string(&mut self) -> Option<&'a str> {
@@ -624,5 +633,620 @@ mod tests {
             }
         }
         assert!(accepted > 100 && declined > 100, "{accepted} / {declined}");
+    }
+}
+
+/// One span of a request, read in place: its fields borrow the request's bytes, and its
+/// attributes, events and links are read from them when asked for.
+#[derive(Debug, Clone)]
+pub struct WireSpan<'a> {
+    pub(crate) trace_id: &'a [u8],
+    pub(crate) span_id: &'a [u8],
+    pub(crate) parent_span_id: &'a [u8],
+    pub(crate) trace_state: &'a str,
+    pub(crate) flags: u32,
+    pub(crate) name: &'a str,
+    pub(crate) kind: i32,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) status_code: i32,
+    pub(crate) status_message: &'a str,
+    pub(crate) dropped: (u32, u32, u32),
+    /// The span message.
+    pub(crate) body: &'a [u8],
+    pub(crate) resource: WireResource<'a>,
+    pub(crate) scope: WireScope<'a>,
+}
+
+impl WireSpan<'_> {
+    /// The span's trace ID bytes.
+    pub fn trace_id(&self) -> &[u8] {
+        self.trace_id
+    }
+}
+
+/// The resource of a span, read in place.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WireResource<'a> {
+    /// The resource message.
+    pub(crate) body: &'a [u8],
+    pub(crate) service_name: &'a str,
+    pub(crate) dropped: u32,
+    pub(crate) schema_url: &'a str,
+    pub(crate) has_entity_refs: bool,
+}
+
+/// The instrumentation scope of a span, read in place.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WireScope<'a> {
+    /// The scope message.
+    pub(crate) body: &'a [u8],
+    pub(crate) name: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) dropped: u32,
+    pub(crate) schema_url: &'a str,
+}
+
+/// Every span of an `ExportTraceServiceRequest`, read in place; `None` when the request
+/// holds anything this reader does not take exactly as `prost` would (malformed data, a
+/// singular message field given twice, which `prost` merges, nesting deeper than it
+/// follows): the caller then decodes it with `prost`.
+pub fn read_export_request(body: &[u8]) -> Option<Vec<WireSpan<'_>>> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(body);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                read_resource_spans(r.bytes()?, &mut out)?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Some(out)
+}
+
+fn read_resource_spans<'a>(buf: &'a [u8], out: &mut Vec<WireSpan<'a>>) -> Option<()> {
+    let mut resource = WireResource::default();
+    let mut seen_resource = false;
+    let mut scope_spans: Vec<&'a [u8]> = Vec::new();
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                if std::mem::replace(&mut seen_resource, true) {
+                    return None;
+                }
+                resource = read_resource(r.bytes()?)?;
+            }
+            2 => {
+                r.expect(wire, LEN)?;
+                scope_spans.push(r.bytes()?);
+            }
+            3 => {
+                r.expect(wire, LEN)?;
+                resource.schema_url = r.string()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    for ss in scope_spans {
+        read_scope_spans(ss, resource, out)?;
+    }
+    Some(())
+}
+
+fn read_resource(buf: &[u8]) -> Option<WireResource<'_>> {
+    let mut res = WireResource {
+        body: buf,
+        ..Default::default()
+    };
+    let mut seen_service = false;
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                let kv = read_kv(r.bytes()?, 0)?;
+                // The first `service.name`, when it holds a string, as `model::service_name`
+                // reads it.
+                if kv.key == crate::model::SERVICE_NAME
+                    && !std::mem::replace(&mut seen_service, true)
+                    && let ValueRef::Str(s) = kv.value
+                {
+                    res.service_name = s;
+                }
+            }
+            2 => {
+                r.expect(wire, VARINT)?;
+                res.dropped = r.varint()? as u32;
+            }
+            3 => {
+                r.expect(wire, LEN)?;
+                entity_ref(r.bytes()?)?;
+                res.has_entity_refs = true;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Some(res)
+}
+
+fn read_scope_spans<'a>(
+    buf: &'a [u8],
+    resource: WireResource<'a>,
+    out: &mut Vec<WireSpan<'a>>,
+) -> Option<()> {
+    let mut scope = WireScope::default();
+    let mut seen_scope = false;
+    let mut spans: Vec<&'a [u8]> = Vec::new();
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                if std::mem::replace(&mut seen_scope, true) {
+                    return None;
+                }
+                scope = read_scope(r.bytes()?)?;
+            }
+            2 => {
+                r.expect(wire, LEN)?;
+                spans.push(r.bytes()?);
+            }
+            3 => {
+                r.expect(wire, LEN)?;
+                scope.schema_url = r.string()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    for s in spans {
+        out.push(read_span(s, resource, scope)?);
+    }
+    Some(())
+}
+
+fn read_scope(buf: &[u8]) -> Option<WireScope<'_>> {
+    let mut scope = WireScope {
+        body: buf,
+        ..Default::default()
+    };
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                scope.name = r.string()?;
+            }
+            2 => {
+                r.expect(wire, LEN)?;
+                scope.version = r.string()?;
+            }
+            3 => {
+                r.expect(wire, LEN)?;
+                read_kv(r.bytes()?, 0)?;
+            }
+            4 => {
+                r.expect(wire, VARINT)?;
+                scope.dropped = r.varint()? as u32;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Some(scope)
+}
+
+fn read_span<'a>(
+    buf: &'a [u8],
+    resource: WireResource<'a>,
+    scope: WireScope<'a>,
+) -> Option<WireSpan<'a>> {
+    let mut s = WireSpan {
+        trace_id: &[],
+        span_id: &[],
+        parent_span_id: &[],
+        trace_state: "",
+        flags: 0,
+        name: "",
+        kind: 0,
+        start: 0,
+        end: 0,
+        status_code: 0,
+        status_message: "",
+        dropped: (0, 0, 0),
+        body: buf,
+        resource,
+        scope,
+    };
+    let mut seen_status = false;
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                s.trace_id = r.bytes()?;
+            }
+            2 => {
+                r.expect(wire, LEN)?;
+                s.span_id = r.bytes()?;
+            }
+            3 => {
+                r.expect(wire, LEN)?;
+                s.trace_state = r.string()?;
+            }
+            4 => {
+                r.expect(wire, LEN)?;
+                s.parent_span_id = r.bytes()?;
+            }
+            5 => {
+                r.expect(wire, LEN)?;
+                s.name = r.string()?;
+            }
+            6 => {
+                r.expect(wire, VARINT)?;
+                s.kind = r.varint()? as i32;
+            }
+            7 => {
+                r.expect(wire, I64)?;
+                s.start = r.fixed64()?;
+            }
+            8 => {
+                r.expect(wire, I64)?;
+                s.end = r.fixed64()?;
+            }
+            9 => {
+                r.expect(wire, LEN)?;
+                read_kv(r.bytes()?, 0)?;
+            }
+            10 => {
+                r.expect(wire, VARINT)?;
+                s.dropped.0 = r.varint()? as u32;
+            }
+            11 => {
+                r.expect(wire, LEN)?;
+                read_event(r.bytes()?)?;
+            }
+            12 => {
+                r.expect(wire, VARINT)?;
+                s.dropped.1 = r.varint()? as u32;
+            }
+            13 => {
+                r.expect(wire, LEN)?;
+                read_link(r.bytes()?)?;
+            }
+            14 => {
+                r.expect(wire, VARINT)?;
+                s.dropped.2 = r.varint()? as u32;
+            }
+            15 => {
+                r.expect(wire, LEN)?;
+                if std::mem::replace(&mut seen_status, true) {
+                    return None;
+                }
+                let mut st = Reader::new(r.bytes()?);
+                while let Some((f, w)) = st.key()? {
+                    match f {
+                        2 => {
+                            st.expect(w, LEN)?;
+                            s.status_message = st.string()?;
+                        }
+                        3 => {
+                            st.expect(w, VARINT)?;
+                            s.status_code = st.varint()? as i32;
+                        }
+                        _ => st.skip(f, w)?,
+                    }
+                }
+            }
+            16 => {
+                r.expect(wire, I32)?;
+                s.flags = r.fixed32()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Some(s)
+}
+
+/// An event, read in place.
+fn read_event(buf: &[u8]) -> Option<EventRef<'_>> {
+    let mut e = EventRef {
+        time_unix_nano: 0,
+        name: "",
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+    };
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, I64)?;
+                e.time_unix_nano = r.fixed64()?;
+            }
+            2 => {
+                r.expect(wire, LEN)?;
+                e.name = r.string()?;
+            }
+            3 => {
+                r.expect(wire, LEN)?;
+                e.attributes.push(read_kv(r.bytes()?, 0)?);
+            }
+            4 => {
+                r.expect(wire, VARINT)?;
+                e.dropped_attributes_count = r.varint()? as u32;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Some(e)
+}
+
+/// A link, read in place.
+fn read_link(buf: &[u8]) -> Option<LinkRef<'_>> {
+    let mut l = LinkRef {
+        trace_id: &[],
+        span_id: &[],
+        trace_state: "",
+        flags: 0,
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+    };
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                l.trace_id = r.bytes()?;
+            }
+            2 => {
+                r.expect(wire, LEN)?;
+                l.span_id = r.bytes()?;
+            }
+            3 => {
+                r.expect(wire, LEN)?;
+                l.trace_state = r.string()?;
+            }
+            4 => {
+                r.expect(wire, LEN)?;
+                l.attributes.push(read_kv(r.bytes()?, 0)?);
+            }
+            5 => {
+                r.expect(wire, VARINT)?;
+                l.dropped_attributes_count = r.varint()? as u32;
+            }
+            6 => {
+                r.expect(wire, I32)?;
+                l.flags = r.fixed32()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Some(l)
+}
+
+/// A `KeyValue`, read in place.
+fn read_kv(buf: &[u8], depth: u32) -> Option<KvRef<'_>> {
+    let mut kv = KvRef {
+        key: "",
+        value: ValueRef::Absent,
+    };
+    let mut seen_value = false;
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                kv.key = r.string()?;
+            }
+            2 => {
+                r.expect(wire, LEN)?;
+                if std::mem::replace(&mut seen_value, true) {
+                    return None;
+                }
+                kv.value = read_any_value(r.bytes()?, depth)?;
+            }
+            3 => {
+                r.expect(wire, VARINT)?;
+                r.varint()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Some(kv)
+}
+
+/// An `AnyValue`, read in place: the last value field set wins, as in `prost`; arrays and
+/// key-value lists are checked (to the depth `prost` decodes) and kept as the message bytes.
+fn read_any_value(buf: &[u8], depth: u32) -> Option<ValueRef<'_>> {
+    if depth >= MAX_VALUE_DEPTH {
+        return None;
+    }
+    let mut v = ValueRef::Empty;
+    let mut r = Reader::new(buf);
+    while let Some((field, wire)) = r.key()? {
+        v = match field {
+            1 => {
+                r.expect(wire, LEN)?;
+                ValueRef::Str(r.string()?)
+            }
+            2 => {
+                r.expect(wire, VARINT)?;
+                ValueRef::Bool(r.varint()? != 0)
+            }
+            3 => {
+                r.expect(wire, VARINT)?;
+                ValueRef::Int(r.varint()? as i64)
+            }
+            4 => {
+                r.expect(wire, I64)?;
+                ValueRef::Double(f64::from_bits(r.fixed64()?))
+            }
+            7 => {
+                r.expect(wire, LEN)?;
+                ValueRef::Bytes(r.bytes()?)
+            }
+            8 => {
+                r.expect(wire, VARINT)?;
+                ValueRef::StrIndex(r.varint()? as i32)
+            }
+            5 | 6 => {
+                r.expect(wire, LEN)?;
+                // A second array or list would be merged into the first by `prost`.
+                if matches!(v, ValueRef::Array(_) | ValueRef::KvList(_)) {
+                    return None;
+                }
+                let mut inner = Reader::new(r.bytes()?);
+                while let Some((f, w)) = inner.key()? {
+                    match (field, f) {
+                        (5, 1) => {
+                            inner.expect(w, LEN)?;
+                            read_any_value(inner.bytes()?, depth + 1)?;
+                        }
+                        (6, 1) => {
+                            inner.expect(w, LEN)?;
+                            read_kv(inner.bytes()?, depth + 1)?;
+                        }
+                        _ => inner.skip(f, w)?,
+                    }
+                }
+                match field {
+                    5 => ValueRef::Array(Cow::Borrowed(buf)),
+                    _ => ValueRef::KvList(Cow::Borrowed(buf)),
+                }
+            }
+            _ => {
+                r.skip(field, wire)?;
+                continue;
+            }
+        };
+    }
+    Some(v)
+}
+
+/// The attributes (`KeyValue` field `field`) of a message read in place; the message was
+/// checked when it was first read.
+fn kvs_of<'a>(body: &'a [u8], field: u32, out: &mut Vec<KvRef<'a>>) {
+    let mut r = Reader::new(body);
+    while let Some(Some((f, wire))) = r.key() {
+        if f == field && wire == LEN {
+            if let Some(kv) = r.bytes().and_then(|b| read_kv(b, 0)) {
+                out.push(kv);
+            }
+        } else if r.skip(f, wire).is_none() {
+            return;
+        }
+    }
+}
+
+impl SpanSource for WireSpan<'_> {
+    fn trace_id_bytes(&self) -> &[u8] {
+        self.trace_id
+    }
+    fn span_id_bytes(&self) -> &[u8] {
+        self.span_id
+    }
+    fn parent_span_id(&self) -> &[u8] {
+        self.parent_span_id
+    }
+    fn trace_state(&self) -> &str {
+        self.trace_state
+    }
+    fn flags(&self) -> u32 {
+        self.flags
+    }
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn kind(&self) -> i32 {
+        self.kind
+    }
+    fn start_time_unix_nano(&self) -> u64 {
+        self.start
+    }
+    fn end_time_unix_nano(&self) -> u64 {
+        self.end
+    }
+    fn status(&self) -> (i32, &str) {
+        (self.status_code, self.status_message)
+    }
+    fn dropped_counts(&self) -> (u32, u32, u32) {
+        self.dropped
+    }
+    fn attributes<'s>(&'s self, out: &mut Vec<KvRef<'s>>) {
+        kvs_of(self.body, 9, out);
+    }
+    fn events<'s>(&'s self, out: &mut Vec<EventRef<'s>>) {
+        let mut r = Reader::new(self.body);
+        while let Some(Some((f, wire))) = r.key() {
+            if f == 11 && wire == LEN {
+                if let Some(e) = r.bytes().and_then(read_event) {
+                    out.push(e);
+                }
+            } else if r.skip(f, wire).is_none() {
+                return;
+            }
+        }
+    }
+    fn links<'s>(&'s self, out: &mut Vec<LinkRef<'s>>) {
+        let mut r = Reader::new(self.body);
+        while let Some(Some((f, wire))) = r.key() {
+            if f == 13 && wire == LEN {
+                if let Some(l) = r.bytes().and_then(read_link) {
+                    out.push(l);
+                }
+            } else if r.skip(f, wire).is_none() {
+                return;
+            }
+        }
+    }
+    fn resource_service_name(&self) -> &str {
+        self.resource.service_name
+    }
+    fn resource_attributes<'s>(&'s self, out: &mut Vec<KvRef<'s>>) {
+        kvs_of(self.resource.body, 1, out);
+    }
+    fn resource_dropped_attributes_count(&self) -> u32 {
+        self.resource.dropped
+    }
+    fn resource_schema_url(&self) -> &str {
+        self.resource.schema_url
+    }
+    fn resource_entity_refs(&self) -> Option<Cow<'_, [u8]>> {
+        if !self.resource.has_entity_refs {
+            return None;
+        }
+        // A `Resource` holding only its entity references: those fields as they came.
+        let mut out = Vec::new();
+        let mut r = Reader::new(self.resource.body);
+        loop {
+            let from = r.pos;
+            let Some(Some((f, wire))) = r.key() else {
+                break;
+            };
+            if r.skip(f, wire).is_none() {
+                break;
+            }
+            if f == 3 {
+                out.extend_from_slice(&self.resource.body[from..r.pos]);
+            }
+        }
+        Some(Cow::Owned(out))
+    }
+    fn scope_name(&self) -> &str {
+        self.scope.name
+    }
+    fn scope_version(&self) -> &str {
+        self.scope.version
+    }
+    fn scope_attributes<'s>(&'s self, out: &mut Vec<KvRef<'s>>) {
+        kvs_of(self.scope.body, 3, out);
+    }
+    fn scope_dropped_attributes_count(&self) -> u32 {
+        self.scope.dropped
+    }
+    fn scope_schema_url(&self) -> &str {
+        self.scope.schema_url
     }
 }

@@ -23,7 +23,7 @@ use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{IngesterConfig, TenantLimits};
-use crate::live::{Chunk, ChunkMap, SegmentCounts, TenantState, decode};
+use crate::live::{Chunk, ChunkMap, SegmentCounts, TenantState, decode, encode_in_place};
 use crate::validate::{Refusal, Refusals, Validated, validate};
 use crate::wal::{Wal, WalError, WalOptions};
 
@@ -677,9 +677,13 @@ impl Ingester {
         let traces = Arc::clone(&job.traces);
         // Decoding the held chunks and encoding the block both happen off the async runtime.
         let encoded = match tokio::task::spawn_blocking(move || {
+            let opts = WriteOptions::default();
+            if let Some(done) = encode_in_place(&tenant, &traces, &opts) {
+                return done;
+            }
             let spans: Vec<SpanRecord> = decode(&traces).into_values().flatten().collect();
             let n = spans.len() as u64;
-            encode_block(&tenant, spans, &WriteOptions::default()).map(|b| (b, n))
+            encode_block(&tenant, spans, &opts).map(|b| (b, n))
         })
         .await
         {

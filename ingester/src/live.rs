@@ -69,6 +69,40 @@ pub fn decode(map: &ChunkMap) -> TraceMap {
     out
 }
 
+/// Encodes the block holding the spans of `map` straight from its chunks' protobuf bytes,
+/// reading each chunk once in place and never decoding a span into owned messages; returns
+/// the block and its span count. `None` when a chunk does not read in place (see
+/// `skein_format::wire::read_export_request`): the caller then decodes with [`decode`].
+pub fn encode_in_place(
+    tenant: &skein_format::TenantId,
+    map: &ChunkMap,
+    opts: &skein_format::block::WriteOptions,
+) -> Option<skein_format::Result<(skein_format::block::EncodedBlock, u64)>> {
+    let mut by_chunk: HashMap<*const Chunk, (&ChunkRef, HashSet<TraceId>)> = HashMap::new();
+    for (id, chunks) in map {
+        for c in chunks {
+            by_chunk
+                .entry(Arc::as_ptr(c))
+                .or_insert_with(|| (c, HashSet::new()))
+                .1
+                .insert(*id);
+        }
+    }
+    let mut spans = Vec::new();
+    for (chunk, wanted) in by_chunk.values() {
+        let read = skein_format::wire::read_export_request(chunk.bytes.as_ref())?;
+        spans
+            .extend(read.into_iter().filter(|s| {
+                TraceId::from_bytes(s.trace_id()).is_ok_and(|id| wanted.contains(&id))
+            }));
+    }
+    let n = spans.len() as u64;
+    Some(
+        skein_format::block::encode_block_wire(tenant, spans.iter().collect(), opts)
+            .map(|b| (b, n)),
+    )
+}
+
 /// Merges chunk lists per trace.
 fn merge_into(into: &mut ChunkMap, from: &ChunkMap) {
     for (id, chunks) in from {

@@ -9,3 +9,4 @@ mod parts;
 mod pyarrow;
 mod roundtrip;
 mod tagindex;
+mod wire;

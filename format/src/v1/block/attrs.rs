@@ -16,6 +16,7 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::Field;
 use prost::Message;
 
+use super::source::{KvRef, ValueRef};
 use crate::error::{Error, Result};
 use crate::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use crate::schema::{AttrType, attr, attr_fields};
@@ -50,40 +51,21 @@ impl AttrListBuilder {
     }
 
     /// Appends one entry to the current list.
-    pub(crate) fn push(&mut self, kv: &KeyValue) {
+    pub(crate) fn push(&mut self, kv: &KvRef<'_>) {
         self.len += 1;
-        self.keys.append_value(&kv.key);
-        let (ty, s, i, d, b, raw): (AttrType, Option<&str>, _, _, _, Option<Vec<u8>>) = match kv
-            .value
-            .as_ref()
-        {
-            None => (AttrType::Absent, None, None, None, None, None),
-            Some(AnyValue { value: None }) => (AttrType::Empty, None, None, None, None, None),
-            Some(av @ AnyValue { value: Some(v) }) => match v {
-                Value::StringValue(s) => {
-                    (AttrType::String, Some(s.as_str()), None, None, None, None)
-                }
-                Value::BoolValue(b) => (AttrType::Bool, None, None, None, Some(*b), None),
-                Value::IntValue(i) => (AttrType::Int, None, Some(*i), None, None, None),
-                Value::DoubleValue(d) => (AttrType::Double, None, None, Some(*d), None, None),
-                Value::BytesValue(b) => (AttrType::Bytes, None, None, None, None, Some(b.clone())),
-                Value::ArrayValue(_) => (
-                    AttrType::Array,
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(av.encode_to_vec()),
-                ),
-                Value::KvlistValue(_) => (
-                    AttrType::KvList,
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(av.encode_to_vec()),
-                ),
-                Value::StringValueStrindex(i) => (
+        self.keys.append_value(kv.key);
+        let (ty, s, i, d, b, raw): (AttrType, Option<&str>, _, _, _, Option<&[u8]>) =
+            match &kv.value {
+                ValueRef::Absent => (AttrType::Absent, None, None, None, None, None),
+                ValueRef::Empty => (AttrType::Empty, None, None, None, None, None),
+                ValueRef::Str(s) => (AttrType::String, Some(*s), None, None, None, None),
+                ValueRef::Bool(b) => (AttrType::Bool, None, None, None, Some(*b), None),
+                ValueRef::Int(i) => (AttrType::Int, None, Some(*i), None, None, None),
+                ValueRef::Double(d) => (AttrType::Double, None, None, Some(*d), None, None),
+                ValueRef::Bytes(b) => (AttrType::Bytes, None, None, None, None, Some(*b)),
+                ValueRef::Array(raw) => (AttrType::Array, None, None, None, None, Some(raw)),
+                ValueRef::KvList(raw) => (AttrType::KvList, None, None, None, None, Some(raw)),
+                ValueRef::StrIndex(i) => (
                     AttrType::StrIndex,
                     None,
                     Some(i64::from(*i)),
@@ -91,8 +73,7 @@ impl AttrListBuilder {
                     None,
                     None,
                 ),
-            },
-        };
+            };
         self.types.append_value(ty as i8);
         self.strs.append_option(s);
         self.ints.append_option(i);

@@ -16,15 +16,13 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use prost::Message;
 
 use super::attrs::AttrListBuilder;
+use super::source::{EventRef, KvRef, LinkRef, SpanSource, ValueRef};
 use crate::error::Result;
-use crate::ids::TraceId;
+use crate::ids::{SpanId, TraceId};
 use crate::meta::RowGroupMeta;
 use crate::model::SpanRecord;
-use crate::otlp::common::v1::{KeyValue, any_value::Value};
-use crate::otlp::resource::v1::Resource;
 use crate::schema::{self, AttrScope, DEDICATED, DedicatedType, col, event_fields, link_fields};
 
 /// Tuning of the Parquet encoding.
@@ -74,24 +72,24 @@ pub fn encode_spans(spans: Vec<SpanRecord>, opts: &EncodeOptions) -> Result<(Byt
 
 /// Like [`encode_spans`], over borrowed spans: a caller that keeps its spans (an ingester
 /// serving them until the block is written) does not need a copy.
-pub(crate) fn encode_span_refs(
-    mut spans: Vec<&SpanRecord>,
+pub(crate) fn encode_span_refs<S: SpanSource>(
+    mut spans: Vec<&S>,
     opts: &EncodeOptions,
 ) -> Result<(Bytes, EncodedStats)> {
     for s in &spans {
-        s.trace_id()?;
-        s.span_id()?;
+        TraceId::from_bytes(s.trace_id_bytes())?;
+        SpanId::from_bytes(s.span_id_bytes())?;
     }
     spans.sort_by(|a, b| {
         (
-            &a.span.trace_id,
-            a.span.start_time_unix_nano,
-            &a.span.span_id,
+            a.trace_id_bytes(),
+            a.start_time_unix_nano(),
+            a.span_id_bytes(),
         )
             .cmp(&(
-                &b.span.trace_id,
-                b.span.start_time_unix_nano,
-                &b.span.span_id,
+                b.trace_id_bytes(),
+                b.start_time_unix_nano(),
+                b.span_id_bytes(),
             ))
     });
 
@@ -109,16 +107,16 @@ pub(crate) fn encode_span_refs(
     while i < spans.len() {
         let j = i + spans[i..]
             .iter()
-            .position(|s| s.span.trace_id != spans[i].span.trace_id)
+            .position(|s| s.trace_id_bytes() != spans[i].trace_id_bytes())
             .unwrap_or(spans.len() - i);
         let trace = &spans[i..j];
-        let id = trace[0].trace_id()?;
+        let id = TraceId::from_bytes(trace[0].trace_id_bytes())?;
         stats.trace_ids.push(id);
         stats.trace_count += 1;
         for s in trace {
-            stats.min_start_unix_nano = stats.min_start_unix_nano.min(s.span.start_time_unix_nano);
-            stats.max_start_unix_nano = stats.max_start_unix_nano.max(s.span.start_time_unix_nano);
-            stats.max_end_unix_nano = stats.max_end_unix_nano.max(s.span.end_time_unix_nano);
+            stats.min_start_unix_nano = stats.min_start_unix_nano.min(s.start_time_unix_nano());
+            stats.max_start_unix_nano = stats.max_start_unix_nano.max(s.start_time_unix_nano());
+            stats.max_end_unix_nano = stats.max_end_unix_nano.max(s.end_time_unix_nano());
         }
         batch.push_trace(trace)?;
         rg_first.get_or_insert(id);
@@ -216,11 +214,10 @@ fn dedicated_index(scope: AttrScope) -> HashMap<&'static str, usize> {
         .collect()
 }
 
-fn dedicated_fits(ty: DedicatedType, kv: &KeyValue) -> bool {
+fn dedicated_fits(ty: DedicatedType, kv: &KvRef<'_>) -> bool {
     matches!(
-        (ty, kv.value.as_ref().and_then(|v| v.value.as_ref())),
-        (DedicatedType::Str, Some(Value::StringValue(_)))
-            | (DedicatedType::Int, Some(Value::IntValue(_)))
+        (ty, &kv.value),
+        (DedicatedType::Str, ValueRef::Str(_)) | (DedicatedType::Int, ValueRef::Int(_))
     )
 }
 
@@ -317,15 +314,15 @@ impl BatchBuilder {
     }
 
     /// Appends every span of one trace (already sorted by start time).
-    fn push_trace(&mut self, trace: &[&SpanRecord]) -> Result<()> {
+    fn push_trace<S: SpanSource>(&mut self, trace: &[&S]) -> Result<()> {
         let trace_start = trace
             .iter()
-            .map(|s| s.span.start_time_unix_nano)
+            .map(|s| s.start_time_unix_nano())
             .min()
             .unwrap_or(0);
         let trace_end = trace
             .iter()
-            .map(|s| s.span.end_time_unix_nano)
+            .map(|s| s.end_time_unix_nano())
             .max()
             .unwrap_or(0);
         let trace_duration = trace_end.saturating_sub(trace_start);
@@ -337,26 +334,23 @@ impl BatchBuilder {
         let mut position: HashMap<&[u8], i32> =
             HashMap::with_capacity_and_hasher(trace.len(), Default::default());
         for (i, s) in trace.iter().enumerate() {
-            position
-                .entry(s.span.span_id.as_slice())
-                .or_insert(i as i32);
+            position.entry(s.span_id_bytes()).or_insert(i as i32);
         }
-        let id = trace[0].span.trace_id.as_slice();
+        let id = trace[0].trace_id_bytes();
+        let mut kvs: Vec<KvRef<'_>> = Vec::new();
+        let mut events: Vec<EventRef<'_>> = Vec::new();
+        let mut links: Vec<LinkRef<'_>> = Vec::new();
         for s in trace {
-            let span = &s.span;
             self.rows += 1;
             self.trace_id.append_value(id)?;
             self.trace_start.append_value(trace_start as i64);
             self.trace_duration.append_value(trace_duration as i64);
             self.root_service
-                .append_option(root.map(|r| r.service_name()));
-            self.root_name
-                .append_option(root.map(|r| r.span.name.as_str()));
-            self.span_id.append_value(&span.span_id)?;
-            match (
-                span.parent_span_id.is_empty(),
-                position.get(span.parent_span_id.as_slice()),
-            ) {
+                .append_option(root.map(|r| r.resource_service_name()));
+            self.root_name.append_option(root.map(|r| r.name()));
+            self.span_id.append_value(s.span_id_bytes())?;
+            let parent = s.parent_span_id();
+            match (parent.is_empty(), position.get(parent)) {
                 (true, _) => {
                     self.parent_index.append_null();
                     self.parent_span_id.append_null();
@@ -367,62 +361,61 @@ impl BatchBuilder {
                 }
                 (false, None) => {
                     self.parent_index.append_null();
-                    self.parent_span_id.append_value(&span.parent_span_id);
+                    self.parent_span_id.append_value(parent);
                 }
             }
-            self.trace_state.append_value(&span.trace_state);
-            self.flags.append_value(span.flags);
-            self.name.append_value(&span.name);
-            self.kind.append_value(span.kind);
+            self.trace_state.append_value(s.trace_state());
+            self.flags.append_value(s.flags());
+            self.name.append_value(s.name());
+            self.kind.append_value(s.kind());
+            let (start, end) = (s.start_time_unix_nano(), s.end_time_unix_nano());
             // Wrapping arithmetic keeps any pair of u64 times exact, even malformed ones.
             self.start_offset
-                .append_value(span.start_time_unix_nano.wrapping_sub(trace_start) as i64);
-            self.duration.append_value(
-                span.end_time_unix_nano
-                    .wrapping_sub(span.start_time_unix_nano) as i64,
-            );
-            let status = span.status.clone().unwrap_or_default();
-            self.status_code.append_value(status.code);
-            self.status_message.append_value(&status.message);
-            self.dropped_attrs
-                .append_value(span.dropped_attributes_count);
-            self.dropped_events.append_value(span.dropped_events_count);
-            self.dropped_links.append_value(span.dropped_links_count);
-            self.events.push(span.start_time_unix_nano, &span.events);
-            self.links.push(&span.links);
+                .append_value(start.wrapping_sub(trace_start) as i64);
+            self.duration.append_value(end.wrapping_sub(start) as i64);
+            let (code, message) = s.status();
+            self.status_code.append_value(code);
+            self.status_message.append_value(message);
+            let (dropped_attrs, dropped_events, dropped_links) = s.dropped_counts();
+            self.dropped_attrs.append_value(dropped_attrs);
+            self.dropped_events.append_value(dropped_events);
+            self.dropped_links.append_value(dropped_links);
+            events.clear();
+            s.events(&mut events);
+            self.events.push(start, &events);
+            links.clear();
+            s.links(&mut links);
+            self.links.push(&links);
 
-            self.push_attrs(AttrScope::Span, &span.attributes);
-            let resource = &s.resource;
-            self.push_attrs(AttrScope::Resource, &resource.resource.attributes);
+            kvs.clear();
+            s.attributes(&mut kvs);
+            self.push_attrs(AttrScope::Span, &kvs);
+            kvs.clear();
+            s.resource_attributes(&mut kvs);
+            self.push_attrs(AttrScope::Resource, &kvs);
             self.resource_dropped
-                .append_value(resource.resource.dropped_attributes_count);
-            self.resource_schema_url.append_value(&resource.schema_url);
-            if resource.resource.entity_refs.is_empty() {
-                self.resource_entity_refs.append_null();
-            } else {
-                let only_refs = Resource {
-                    entity_refs: resource.resource.entity_refs.clone(),
-                    ..Default::default()
-                };
-                self.resource_entity_refs
-                    .append_value(only_refs.encode_to_vec());
-            }
-            let scope = &s.scope;
-            self.scope_name.append_value(&scope.scope.name);
-            self.scope_version.append_value(&scope.scope.version);
-            for kv in &scope.scope.attributes {
+                .append_value(s.resource_dropped_attributes_count());
+            self.resource_schema_url
+                .append_value(s.resource_schema_url());
+            self.resource_entity_refs
+                .append_option(s.resource_entity_refs());
+            self.scope_name.append_value(s.scope_name());
+            self.scope_version.append_value(s.scope_version());
+            kvs.clear();
+            s.scope_attributes(&mut kvs);
+            for kv in &kvs {
                 self.scope_attrs.push(kv);
             }
             self.scope_attrs.finish_list();
             self.scope_dropped
-                .append_value(scope.scope.dropped_attributes_count);
-            self.scope_schema_url.append_value(&scope.schema_url);
+                .append_value(s.scope_dropped_attributes_count());
+            self.scope_schema_url.append_value(s.scope_schema_url());
         }
         Ok(())
     }
 
     /// Splits attributes between the dedicated columns of `scope` and the generic list.
-    fn push_attrs(&mut self, scope: AttrScope, attrs: &[KeyValue]) {
+    fn push_attrs(&mut self, scope: AttrScope, attrs: &[KvRef<'_>]) {
         let (index, list) = match scope {
             AttrScope::Span => (&*SPAN_DEDICATED, &mut self.attrs),
             AttrScope::Resource => (&*RESOURCE_DEDICATED, &mut self.resource_attrs),
@@ -431,7 +424,7 @@ impl BatchBuilder {
             *slot = None;
         }
         for (i, kv) in attrs.iter().enumerate() {
-            match index.get(kv.key.as_str()) {
+            match index.get(kv.key) {
                 Some(&d) if self.slots[d].is_none() && dedicated_fits(DEDICATED[d].ty, kv) => {
                     self.slots[d] = Some(i);
                 }
@@ -443,12 +436,10 @@ impl BatchBuilder {
             if ded.scope != scope {
                 continue;
             }
-            let value = self.slots[d]
-                .and_then(|i| attrs[i].value.as_ref())
-                .and_then(|v| v.value.as_ref());
+            let value = self.slots[d].and_then(|i| attrs.get(i)).map(|kv| &kv.value);
             match (&mut self.dedicated[d], value) {
-                (DedicatedBuilder::Str(b), Some(Value::StringValue(s))) => b.append_value(s),
-                (DedicatedBuilder::Int(b), Some(Value::IntValue(v))) => b.append_value(*v),
+                (DedicatedBuilder::Str(b), Some(ValueRef::Str(s))) => b.append_value(s),
+                (DedicatedBuilder::Int(b), Some(ValueRef::Int(v))) => b.append_value(*v),
                 (DedicatedBuilder::Str(b), _) => b.append_null(),
                 (DedicatedBuilder::Int(b), _) => b.append_null(),
             }
@@ -541,11 +532,11 @@ impl EventsBuilder {
         }
     }
 
-    fn push(&mut self, span_start: u64, events: &[crate::otlp::trace::v1::span::Event]) {
+    fn push(&mut self, span_start: u64, events: &[EventRef<'_>]) {
         for e in events {
             self.time_offset
                 .append_value(e.time_unix_nano.wrapping_sub(span_start) as i64);
-            self.name.append_value(&e.name);
+            self.name.append_value(e.name);
             for kv in &e.attributes {
                 self.attrs.push(kv);
             }
@@ -597,11 +588,11 @@ impl LinksBuilder {
         }
     }
 
-    fn push(&mut self, links: &[crate::otlp::trace::v1::span::Link]) {
+    fn push(&mut self, links: &[LinkRef<'_>]) {
         for l in links {
-            self.trace_id.append_value(&l.trace_id);
-            self.span_id.append_value(&l.span_id);
-            self.trace_state.append_value(&l.trace_state);
+            self.trace_id.append_value(l.trace_id);
+            self.span_id.append_value(l.span_id);
+            self.trace_state.append_value(l.trace_state);
             self.flags.append_value(l.flags);
             for kv in &l.attributes {
                 self.attrs.push(kv);

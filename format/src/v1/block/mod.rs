@@ -6,10 +6,11 @@ mod decode;
 mod encode;
 mod parts;
 mod reader;
+pub(crate) mod source;
 mod writer;
 
 pub use decode::TraceAssembler;
 pub use encode::{EncodeOptions, EncodedStats, encode_spans};
 pub use parts::{Keys, SpanParts};
 pub use reader::{BlockReader, ScanFilter};
-pub use writer::{BlockWriter, EncodedBlock, WriteOptions, encode_block};
+pub use writer::{BlockWriter, EncodedBlock, WriteOptions, encode_block, encode_block_wire};

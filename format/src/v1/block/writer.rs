@@ -6,6 +6,7 @@ use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use super::encode::{EncodeOptions, encode_span_refs};
+use super::source::SpanSource;
 use crate::bloom::BloomFilter;
 use crate::error::{Error, Result};
 use crate::ids::{BlockId, TenantId};
@@ -62,6 +63,36 @@ fn encode_block_refs(
         true => Some(Bytes::from(crate::tagindex::build(&spans)?)),
         false => None,
     };
+    encode_sources(tenant, spans, opts, index)
+}
+
+/// Encodes spans still in the protobuf bytes they arrived in (an ingester's held requests,
+/// read with [`read_export_request`](crate::wire::read_export_request)) into a block,
+/// without decoding them into owned spans: the same block [`encode_block`] writes of the
+/// decoded spans. Such a block has no tag index (`opts.tag_index` is refused).
+pub fn encode_block_wire(
+    tenant: &TenantId,
+    spans: Vec<&crate::wire::WireSpan<'_>>,
+    opts: &WriteOptions,
+) -> Result<EncodedBlock> {
+    if spans.is_empty() {
+        return Err(Error::invalid("block", "a block needs at least one span"));
+    }
+    if opts.tag_index {
+        return Err(Error::invalid(
+            "block",
+            "a block encoded from protobuf bytes has no tag index",
+        ));
+    }
+    encode_sources(tenant, spans, opts, None)
+}
+
+fn encode_sources<S: SpanSource>(
+    tenant: &TenantId,
+    spans: Vec<&S>,
+    opts: &WriteOptions,
+    index: Option<Bytes>,
+) -> Result<EncodedBlock> {
     let (data, stats) = encode_span_refs(spans, &opts.encode)?;
     // Compacted blocks live long and every search asks their filters: a lower rate.
     let bits = match opts.compaction_level {
