@@ -1,9 +1,13 @@
 //! Reading OTLP protobuf on the wire, without decoding it into owned messages.
 //!
-//! [`scan_export_request`] walks an `ExportTraceServiceRequest` and returns what the ingester
-//! needs of each span to accept a request unchanged (its trace ID and latest time), or
-//! `None` when the request needs more than a look: it is malformed in any way `prost` would
-//! refuse (or this reader does not follow), a span has an unusable ID, or an attribute value
+//! One reader walks an `ExportTraceServiceRequest`, checking every field as `prost` would
+//! and handing out each span as slices of the request ([`WireSpan`]):
+//! [`read_export_request`] gives the spans (the block encoder reads them in place), and
+//! [`scan_export_request`] gives what the ingester needs of each span to accept a request
+//! unchanged (its trace ID and latest time). Both say `None` when the request needs more
+//! than a look: it is malformed in any way `prost` would refuse, or holds something this
+//! reader does not take exactly as `prost` would (a singular message field given twice,
+//! which `prost` merges); the scan also when a span has an unusable ID or an attribute value
 //! is longer than the limit and must be truncated. The caller then decodes the request with
 //! `prost` and takes the general path, so the answer never depends on which path ran.
 //!
@@ -34,16 +38,16 @@ const MAX_VALUE_DEPTH: u32 = 16;
 /// resources and scopes) is longer than `max_value_bytes`; `None` otherwise.
 pub fn scan_export_request(body: &[u8], max_value_bytes: usize) -> Option<Vec<SpanFacts>> {
     let mut out = Vec::new();
-    let mut r = Reader::new(body);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, LEN)?;
-                resource_spans(r.bytes()?, max_value_bytes, &mut out)?;
-            }
-            _ => r.skip(field, wire)?,
+    read_spans(body, max_value_bytes, &mut |s| {
+        if !valid_id(s.trace_id, 16) || !valid_id(s.span_id, 8) {
+            return None;
         }
-    }
+        out.push(SpanFacts {
+            trace_id: TraceId(s.trace_id.try_into().ok()?),
+            latest_unix_nano: s.start.max(s.end),
+        });
+        Some(())
+    })?;
     Some(out)
 }
 
@@ -133,50 +137,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn resource_spans(buf: &[u8], max: usize, out: &mut Vec<SpanFacts>) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, LEN)?;
-                resource(r.bytes()?, max)?;
-            }
-            2 => {
-                r.expect(wire, LEN)?;
-                scope_spans(r.bytes()?, max, out)?;
-            }
-            3 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
-fn resource(buf: &[u8], max: usize) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, LEN)?;
-                key_value(r.bytes()?, max, 0)?;
-            }
-            2 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            3 => {
-                r.expect(wire, LEN)?;
-                entity_ref(r.bytes()?)?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
 fn entity_ref(buf: &[u8]) -> Option<()> {
     let mut r = Reader::new(buf);
     while let Some((field, wire)) = r.key()? {
@@ -191,266 +151,9 @@ fn entity_ref(buf: &[u8]) -> Option<()> {
     Some(())
 }
 
-fn scope_spans(buf: &[u8], max: usize, out: &mut Vec<SpanFacts>) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, LEN)?;
-                scope(r.bytes()?, max)?;
-            }
-            2 => {
-                r.expect(wire, LEN)?;
-                out.push(span(r.bytes()?, max)?);
-            }
-            3 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
-fn scope(buf: &[u8], max: usize) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 | 2 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            3 => {
-                r.expect(wire, LEN)?;
-                key_value(r.bytes()?, max, 0)?;
-            }
-            4 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
-fn valid_id(id: &[u8], len: usize) -> bool {
+/// An OTLP trace or span ID the ingester accepts: `len` bytes, not all zero.
+pub fn valid_id(id: &[u8], len: usize) -> bool {
     id.len() == len && id.iter().any(|b| *b != 0)
-}
-
-fn span(buf: &[u8], max: usize) -> Option<SpanFacts> {
-    let mut r = Reader::new(buf);
-    let (mut trace_id, mut span_id): (&[u8], &[u8]) = (&[], &[]);
-    let (mut start, mut end) = (0u64, 0u64);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            // A singular field given twice: the last one counts, as in `prost`.
-            1 => {
-                r.expect(wire, LEN)?;
-                trace_id = r.bytes()?;
-            }
-            2 => {
-                r.expect(wire, LEN)?;
-                span_id = r.bytes()?;
-            }
-            4 => {
-                r.expect(wire, LEN)?;
-                r.bytes()?;
-            }
-            3 | 5 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            6 | 10 | 12 | 14 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            7 => {
-                r.expect(wire, I64)?;
-                start = r.fixed64()?;
-            }
-            8 => {
-                r.expect(wire, I64)?;
-                end = r.fixed64()?;
-            }
-            9 => {
-                r.expect(wire, LEN)?;
-                key_value(r.bytes()?, max, 0)?;
-            }
-            11 => {
-                r.expect(wire, LEN)?;
-                event(r.bytes()?, max)?;
-            }
-            13 => {
-                r.expect(wire, LEN)?;
-                link(r.bytes()?, max)?;
-            }
-            15 => {
-                r.expect(wire, LEN)?;
-                status(r.bytes()?)?;
-            }
-            16 => {
-                r.expect(wire, I32)?;
-                r.skip(field, wire)?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    if !valid_id(trace_id, 16) || !valid_id(span_id, 8) {
-        return None;
-    }
-    Some(SpanFacts {
-        trace_id: TraceId(trace_id.try_into().ok()?),
-        latest_unix_nano: start.max(end),
-    })
-}
-
-fn event(buf: &[u8], max: usize) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, I64)?;
-                r.fixed64()?;
-            }
-            2 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            3 => {
-                r.expect(wire, LEN)?;
-                key_value(r.bytes()?, max, 0)?;
-            }
-            4 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
-fn link(buf: &[u8], max: usize) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 | 2 => {
-                r.expect(wire, LEN)?;
-                r.bytes()?;
-            }
-            3 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            4 => {
-                r.expect(wire, LEN)?;
-                key_value(r.bytes()?, max, 0)?;
-            }
-            5 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            6 => {
-                r.expect(wire, I32)?;
-                r.skip(field, wire)?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
-fn status(buf: &[u8]) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            2 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            3 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
-fn key_value(buf: &[u8], max: usize, depth: u32) -> Option<()> {
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, LEN)?;
-                r.string()?;
-            }
-            2 => {
-                r.expect(wire, LEN)?;
-                any_value(r.bytes()?, max, depth)?;
-            }
-            3 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
-}
-
-fn any_value(buf: &[u8], max: usize, depth: u32) -> Option<()> {
-    if depth >= MAX_VALUE_DEPTH {
-        return None;
-    }
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, LEN)?;
-                if r.string()?.len() > max {
-                    return None;
-                }
-            }
-            7 => {
-                r.expect(wire, LEN)?;
-                if r.bytes()?.len() > max {
-                    return None;
-                }
-            }
-            2 | 3 | 8 => {
-                r.expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            4 => {
-                r.expect(wire, I64)?;
-                r.fixed64()?;
-            }
-            // An array's values, or a key-value list's entries.
-            5 | 6 => {
-                r.expect(wire, LEN)?;
-                let mut inner = Reader::new(r.bytes()?);
-                while let Some((f, w)) = inner.key()? {
-                    match (field, f) {
-                        (5, 1) => {
-                            inner.expect(w, LEN)?;
-                            any_value(inner.bytes()?, max, depth + 1)?;
-                        }
-                        (6, 1) => {
-                            inner.expect(w, LEN)?;
-                            key_value(inner.bytes()?, max, depth + 1)?;
-                        }
-                        _ => inner.skip(f, w)?,
-                    }
-                }
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    Some(())
 }
 
 #[cfg(test)]
@@ -865,20 +568,39 @@ pub(crate) struct WireScope<'a> {
 /// follows): the caller then decodes it with `prost`.
 pub fn read_export_request(body: &[u8]) -> Option<Vec<WireSpan<'_>>> {
     let mut out = Vec::new();
+    read_spans(body, usize::MAX, &mut |s| {
+        out.push(s);
+        Some(())
+    })?;
+    Some(out)
+}
+
+/// Hands every span of the request in `body` to `each`, in order; `None` as soon as the request
+/// is not taken in place (see [`read_export_request`]), holds a string or bytes value longer
+/// than `max_value_bytes`, or `each` says `None`.
+fn read_spans<'a>(
+    body: &'a [u8],
+    max_value_bytes: usize,
+    each: &mut dyn FnMut(WireSpan<'a>) -> Option<()>,
+) -> Option<()> {
     let mut r = Reader::new(body);
     while let Some((field, wire)) = r.key()? {
         match field {
             1 => {
                 r.expect(wire, LEN)?;
-                read_resource_spans(r.bytes()?, &mut out)?;
+                read_resource_spans(r.bytes()?, max_value_bytes, each)?;
             }
             _ => r.skip(field, wire)?,
         }
     }
-    Some(out)
+    Some(())
 }
 
-fn read_resource_spans<'a>(buf: &'a [u8], out: &mut Vec<WireSpan<'a>>) -> Option<()> {
+fn read_resource_spans<'a>(
+    buf: &'a [u8],
+    max: usize,
+    each: &mut dyn FnMut(WireSpan<'a>) -> Option<()>,
+) -> Option<()> {
     let mut resource = WireResource::default();
     let mut schema_url = "";
     let mut seen_resource = false;
@@ -891,7 +613,7 @@ fn read_resource_spans<'a>(buf: &'a [u8], out: &mut Vec<WireSpan<'a>>) -> Option
                 if std::mem::replace(&mut seen_resource, true) {
                     return None;
                 }
-                resource = read_resource(r.bytes()?)?;
+                resource = read_resource(r.bytes()?, max)?;
             }
             2 => {
                 r.expect(wire, LEN)?;
@@ -907,12 +629,12 @@ fn read_resource_spans<'a>(buf: &'a [u8], out: &mut Vec<WireSpan<'a>>) -> Option
     // The schema URL may come before or after the resource.
     resource.schema_url = schema_url;
     for ss in scope_spans {
-        read_scope_spans(ss, resource, out)?;
+        read_scope_spans(ss, resource, max, each)?;
     }
     Some(())
 }
 
-fn read_resource(buf: &[u8]) -> Option<WireResource<'_>> {
+fn read_resource(buf: &[u8], max: usize) -> Option<WireResource<'_>> {
     let mut res = WireResource {
         body: buf,
         ..Default::default()
@@ -923,7 +645,7 @@ fn read_resource(buf: &[u8]) -> Option<WireResource<'_>> {
         match field {
             1 => {
                 r.expect(wire, LEN)?;
-                let kv = read_kv(r.bytes()?, 0)?;
+                let kv = read_kv(r.bytes()?, 0, max)?;
                 // The first `service.name`, when it holds a string, as `model::service_name`
                 // reads it.
                 if kv.key == crate::model::SERVICE_NAME
@@ -951,7 +673,8 @@ fn read_resource(buf: &[u8]) -> Option<WireResource<'_>> {
 fn read_scope_spans<'a>(
     buf: &'a [u8],
     resource: WireResource<'a>,
-    out: &mut Vec<WireSpan<'a>>,
+    max: usize,
+    each: &mut dyn FnMut(WireSpan<'a>) -> Option<()>,
 ) -> Option<()> {
     let mut scope = WireScope::default();
     let mut schema_url = "";
@@ -965,7 +688,7 @@ fn read_scope_spans<'a>(
                 if std::mem::replace(&mut seen_scope, true) {
                     return None;
                 }
-                scope = read_scope(r.bytes()?)?;
+                scope = read_scope(r.bytes()?, max)?;
             }
             2 => {
                 r.expect(wire, LEN)?;
@@ -980,12 +703,12 @@ fn read_scope_spans<'a>(
     }
     scope.schema_url = schema_url;
     for s in spans {
-        out.push(read_span(s, resource, scope)?);
+        each(read_span(s, resource, scope, max)?)?;
     }
     Some(())
 }
 
-fn read_scope(buf: &[u8]) -> Option<WireScope<'_>> {
+fn read_scope(buf: &[u8], max: usize) -> Option<WireScope<'_>> {
     let mut scope = WireScope {
         body: buf,
         ..Default::default()
@@ -1003,7 +726,7 @@ fn read_scope(buf: &[u8]) -> Option<WireScope<'_>> {
             }
             3 => {
                 r.expect(wire, LEN)?;
-                read_kv(r.bytes()?, 0)?;
+                read_kv(r.bytes()?, 0, max)?;
             }
             4 => {
                 r.expect(wire, VARINT)?;
@@ -1019,6 +742,7 @@ fn read_span<'a>(
     buf: &'a [u8],
     resource: WireResource<'a>,
     scope: WireScope<'a>,
+    max: usize,
 ) -> Option<WireSpan<'a>> {
     let mut s = WireSpan {
         trace_id: &[],
@@ -1075,7 +799,7 @@ fn read_span<'a>(
             }
             9 => {
                 r.expect(wire, LEN)?;
-                read_kv(r.bytes()?, 0)?;
+                read_kv(r.bytes()?, 0, max)?;
             }
             10 => {
                 r.expect(wire, VARINT)?;
@@ -1083,7 +807,7 @@ fn read_span<'a>(
             }
             11 => {
                 r.expect(wire, LEN)?;
-                read_event(r.bytes()?)?;
+                read_event(r.bytes()?, max)?;
             }
             12 => {
                 r.expect(wire, VARINT)?;
@@ -1091,7 +815,7 @@ fn read_span<'a>(
             }
             13 => {
                 r.expect(wire, LEN)?;
-                read_link(r.bytes()?)?;
+                read_link(r.bytes()?, max)?;
             }
             14 => {
                 r.expect(wire, VARINT)?;
@@ -1128,7 +852,7 @@ fn read_span<'a>(
 }
 
 /// An event, read in place.
-fn read_event(buf: &[u8]) -> Option<EventRef<'_>> {
+fn read_event(buf: &[u8], max: usize) -> Option<EventRef<'_>> {
     let mut e = EventRef {
         time_unix_nano: 0,
         name: "",
@@ -1148,7 +872,7 @@ fn read_event(buf: &[u8]) -> Option<EventRef<'_>> {
             }
             3 => {
                 r.expect(wire, LEN)?;
-                e.attributes.push(read_kv(r.bytes()?, 0)?);
+                e.attributes.push(read_kv(r.bytes()?, 0, max)?);
             }
             4 => {
                 r.expect(wire, VARINT)?;
@@ -1161,7 +885,7 @@ fn read_event(buf: &[u8]) -> Option<EventRef<'_>> {
 }
 
 /// A link, read in place.
-fn read_link(buf: &[u8]) -> Option<LinkRef<'_>> {
+fn read_link(buf: &[u8], max: usize) -> Option<LinkRef<'_>> {
     let mut l = LinkRef {
         trace_id: &[],
         span_id: &[],
@@ -1187,7 +911,7 @@ fn read_link(buf: &[u8]) -> Option<LinkRef<'_>> {
             }
             4 => {
                 r.expect(wire, LEN)?;
-                l.attributes.push(read_kv(r.bytes()?, 0)?);
+                l.attributes.push(read_kv(r.bytes()?, 0, max)?);
             }
             5 => {
                 r.expect(wire, VARINT)?;
@@ -1204,7 +928,7 @@ fn read_link(buf: &[u8]) -> Option<LinkRef<'_>> {
 }
 
 /// A `KeyValue`, read in place.
-fn read_kv(buf: &[u8], depth: u32) -> Option<KvRef<'_>> {
+fn read_kv(buf: &[u8], depth: u32, max: usize) -> Option<KvRef<'_>> {
     let mut kv = KvRef {
         key: "",
         value: ValueRef::Absent,
@@ -1222,7 +946,7 @@ fn read_kv(buf: &[u8], depth: u32) -> Option<KvRef<'_>> {
                 if std::mem::replace(&mut seen_value, true) {
                     return None;
                 }
-                kv.value = read_any_value(r.bytes()?, depth)?;
+                kv.value = read_any_value(r.bytes()?, depth, max)?;
             }
             3 => {
                 r.expect(wire, VARINT)?;
@@ -1236,7 +960,7 @@ fn read_kv(buf: &[u8], depth: u32) -> Option<KvRef<'_>> {
 
 /// An `AnyValue`, read in place: the last value field set wins, as in `prost`; arrays and
 /// key-value lists are checked (to the depth `prost` decodes) and kept as the message bytes.
-fn read_any_value(buf: &[u8], depth: u32) -> Option<ValueRef<'_>> {
+fn read_any_value(buf: &[u8], depth: u32, max: usize) -> Option<ValueRef<'_>> {
     if depth >= MAX_VALUE_DEPTH {
         return None;
     }
@@ -1246,7 +970,7 @@ fn read_any_value(buf: &[u8], depth: u32) -> Option<ValueRef<'_>> {
         v = match field {
             1 => {
                 r.expect(wire, LEN)?;
-                ValueRef::Str(r.string()?)
+                ValueRef::Str(r.string()?).check(max)?
             }
             2 => {
                 r.expect(wire, VARINT)?;
@@ -1262,7 +986,7 @@ fn read_any_value(buf: &[u8], depth: u32) -> Option<ValueRef<'_>> {
             }
             7 => {
                 r.expect(wire, LEN)?;
-                ValueRef::Bytes(r.bytes()?)
+                ValueRef::Bytes(r.bytes()?).check(max)?
             }
             8 => {
                 r.expect(wire, VARINT)?;
@@ -1279,11 +1003,11 @@ fn read_any_value(buf: &[u8], depth: u32) -> Option<ValueRef<'_>> {
                     match (field, f) {
                         (5, 1) => {
                             inner.expect(w, LEN)?;
-                            read_any_value(inner.bytes()?, depth + 1)?;
+                            read_any_value(inner.bytes()?, depth + 1, max)?;
                         }
                         (6, 1) => {
                             inner.expect(w, LEN)?;
-                            read_kv(inner.bytes()?, depth + 1)?;
+                            read_kv(inner.bytes()?, depth + 1, max)?;
                         }
                         _ => inner.skip(f, w)?,
                     }
@@ -1302,13 +1026,24 @@ fn read_any_value(buf: &[u8], depth: u32) -> Option<ValueRef<'_>> {
     Some(v)
 }
 
+impl<'a> ValueRef<'a> {
+    /// The value, unless it is a string or bytes longer than `max`.
+    fn check(self, max: usize) -> Option<Self> {
+        match &self {
+            ValueRef::Str(s) if s.len() > max => None,
+            ValueRef::Bytes(b) if b.len() > max => None,
+            _ => Some(self),
+        }
+    }
+}
+
 /// The attributes (`KeyValue` field `field`) of a message read in place; the message was
 /// checked when it was first read.
 fn kvs_of<'a>(body: &'a [u8], field: u32, out: &mut Vec<KvRef<'a>>) {
     let mut r = Reader::new(body);
     while let Some(Some((f, wire))) = r.key() {
         if f == field && wire == LEN {
-            if let Some(kv) = r.bytes().and_then(|b| read_kv(b, 0)) {
+            if let Some(kv) = r.bytes().and_then(|b| read_kv(b, 0, usize::MAX)) {
                 out.push(kv);
             }
         } else if r.skip(f, wire).is_none() {
@@ -1358,7 +1093,7 @@ impl SpanSource for WireSpan<'_> {
         let mut r = Reader::new(self.body);
         while let Some(Some((f, wire))) = r.key() {
             if f == 11 && wire == LEN {
-                if let Some(e) = r.bytes().and_then(read_event) {
+                if let Some(e) = r.bytes().and_then(|b| read_event(b, usize::MAX)) {
                     out.push(e);
                 }
             } else if r.skip(f, wire).is_none() {
@@ -1370,7 +1105,7 @@ impl SpanSource for WireSpan<'_> {
         let mut r = Reader::new(self.body);
         while let Some(Some((f, wire))) = r.key() {
             if f == 13 && wire == LEN {
-                if let Some(l) = r.bytes().and_then(read_link) {
+                if let Some(l) = r.bytes().and_then(|b| read_link(b, usize::MAX)) {
                     out.push(l);
                 }
             } else if r.skip(f, wire).is_none() {

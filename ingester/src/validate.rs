@@ -10,6 +10,7 @@ use skein_format::model::spans_from_otlp;
 use skein_format::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use skein_format::otlp::common::v1::any_value::Value;
 use skein_format::otlp::common::v1::{AnyValue, KeyValue};
+use skein_format::wire::valid_id;
 
 /// Attribute added to a span whose attribute values were truncated: how many were.
 pub const TRUNCATED_ATTRIBUTE: &str = "skein.truncated_attributes";
@@ -112,10 +113,6 @@ pub fn refuse_too_old(v: &mut Validated, oldest_end_unix_nano: u64) {
         v.refused.add(Refusal::TooOld, n);
         v.modified = true;
     }
-}
-
-fn valid_id(id: &[u8], len: usize) -> bool {
-    id.len() == len && id.iter().any(|b| *b != 0)
 }
 
 /// Truncates long strings and byte strings in place (recursively); returns how many.
