@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
-use skein_format::block::{EncodeOptions, WriteOptions, encode_block};
-use skein_format::{BlockMeta, BlockReader, BlockWriter, ScanFilter, Store, TenantId};
+use skein_format::block::{EncodeOptions, RowsWriter, WriteOptions};
+use skein_format::{BlockMeta, BlockReader, BlockWriter, Store, TenantId};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::journal::{Journal, settle};
-use crate::merge::{MergeStats, OutputLimits, SpanSource, merge};
+use crate::merge::{BatchSource, MergeStats, OutputLimits, merge};
 
 /// What a finished job did.
 #[derive(Debug, Clone)]
@@ -128,27 +128,27 @@ async fn merge_and_write(
     tokio::task::spawn_blocking(move || {
         // One source per sorted run, reading its blocks one after another: the merge holds
         // one chunk per run, however many blocks a run has.
-        let sources: Vec<(String, Box<dyn SpanSource>)> = crate::plan::runs(&inputs)
+        let sources: Vec<(String, Box<dyn BatchSource>)> = crate::plan::runs(&inputs)
             .into_iter()
             .map(|run| {
                 let name = format!("run of {} block(s) from {}", run.len(), run[0].block_id);
                 let (store, h) = (Arc::clone(&store), handle.clone());
                 let mut blocks = run.into_iter();
+                let mut ordinal = 0u64;
                 let mut stream = None;
-                let source: Box<dyn SpanSource> = Box::new(move || {
+                let source: Box<dyn BatchSource> = Box::new(move || {
                     loop {
                         if stream.is_none() {
                             let Some(m) = blocks.next() else {
                                 return Ok(None);
                             };
-                            stream = Some(
-                                BlockReader::open(Arc::clone(&store), m)
-                                    .scan(ScanFilter::default()),
-                            );
+                            ordinal += 1;
+                            stream =
+                                Some(BlockReader::open(Arc::clone(&store), m).row_group_batches());
                         }
                         let s = stream.as_mut().expect("set above");
                         match h.block_on(s.try_next()).map_err(Error::from)? {
-                            Some(chunk) => return Ok(Some(chunk)),
+                            Some(batch) => return Ok(Some((ordinal, batch))),
                             None => stream = None,
                         }
                     }
@@ -164,8 +164,9 @@ async fn merge_and_write(
             limits,
             bytes_per_span,
             &|| stop.is_cancelled(),
-            &mut |spans| {
-                let block = encode_block(&tenant, spans, &opts)?;
+            &|| Ok(RowsWriter::new(&opts.encode, opts.tag_index)?),
+            &mut |rows| {
+                let block = rows.finish_block(&tenant, &opts)?;
                 journal.outputs.push(block.meta.block_id);
                 let meta = handle.block_on(async {
                     journal.write(&store).await?;

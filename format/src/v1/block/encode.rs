@@ -161,7 +161,7 @@ fn flush_row_group(
     Ok(())
 }
 
-fn writer_properties(opts: &EncodeOptions) -> WriterProperties {
+pub(super) fn writer_properties(opts: &EncodeOptions) -> WriterProperties {
     let level = ZstdLevel::try_new(opts.zstd_level).unwrap_or_default();
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -229,7 +229,7 @@ enum DedicatedBuilder {
 
 /// Column builders for one row group.
 #[derive(Debug)]
-struct BatchBuilder {
+pub(super) struct BatchBuilder {
     rows: usize,
     trace_id: FixedSizeBinaryBuilder,
     trace_start: TimestampNanosecondBuilder,
@@ -268,7 +268,7 @@ struct BatchBuilder {
 }
 
 impl BatchBuilder {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         BatchBuilder {
             rows: 0,
             trace_id: FixedSizeBinaryBuilder::new(16),
@@ -314,7 +314,7 @@ impl BatchBuilder {
     }
 
     /// Appends every span of one trace (already sorted by start time).
-    fn push_trace<S: SpanSource>(&mut self, trace: &[&S]) -> Result<()> {
+    pub(super) fn push_trace<S: SpanSource>(&mut self, trace: &[&S]) -> Result<()> {
         let trace_start = trace
             .iter()
             .map(|s| s.start_time_unix_nano())
@@ -446,7 +446,7 @@ impl BatchBuilder {
         }
     }
 
-    fn finish(&mut self) -> Result<RecordBatch> {
+    pub(super) fn finish(&mut self) -> Result<RecordBatch> {
         self.rows = 0;
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),

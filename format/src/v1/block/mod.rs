@@ -6,6 +6,7 @@ mod decode;
 mod encode;
 mod parts;
 mod reader;
+mod rows;
 pub(crate) mod source;
 mod writer;
 
@@ -13,4 +14,9 @@ pub use decode::TraceAssembler;
 pub use encode::{EncodeOptions, EncodedStats, encode_spans};
 pub use parts::{Keys, SpanParts};
 pub use reader::{BlockReader, ScanFilter};
-pub use writer::{BlockWriter, EncodedBlock, WriteOptions, encode_block, encode_block_wire};
+pub use rows::{
+    RowsWriter, decode_spans, has_current_schema, may_hold_copies, spans_to_batch, trace_runs,
+};
+pub use writer::{
+    BlockWriter, EncodedBlock, WriteOptions, encode_block, encode_block_wire, finish_block,
+};

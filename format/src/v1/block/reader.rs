@@ -387,6 +387,38 @@ impl BlockReader {
         Ok(stream.try_collect().await?)
     }
 
+    /// Every row group of the block as one Arrow batch of every column, in file order: the
+    /// rows as stored, not turned into spans (the compactor copies them).
+    pub fn row_group_batches(&self) -> BoxStream<'static, Result<RecordBatch>> {
+        let this = self.clone();
+        futures::stream::once(async move {
+            let footer = this.footer().await?;
+            Ok::<_, Error>(
+                futures::stream::iter(0..footer.num_row_groups()).then(move |rg| {
+                    let (this, footer) = (this.clone(), Arc::clone(&footer));
+                    async move {
+                        let rows = usize::try_from(footer.row_group(rg).num_rows()).unwrap_or(0);
+                        let schema = this.builder(Arc::clone(&footer)).await?.schema().clone();
+                        let batches: Vec<RecordBatch> = this
+                            .builder(footer)
+                            .await?
+                            .with_row_groups(vec![rg])
+                            .with_batch_size(rows.max(1))
+                            .build()?
+                            .try_collect()
+                            .await?;
+                        match batches.len() {
+                            1 => Ok(batches.into_iter().next().expect("one batch")),
+                            _ => Ok(arrow::compute::concat_batches(&schema, &batches)?),
+                        }
+                    }
+                }),
+            )
+        })
+        .try_flatten()
+        .boxed()
+    }
+
     /// Every span of the block.
     pub async fn read_all(&self) -> Result<Vec<SpanRecord>> {
         let parts: Vec<Vec<SpanRecord>> = self.scan(ScanFilter::default()).try_collect().await?;

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use super::encode::{EncodeOptions, encode_span_refs};
+use super::encode::{EncodeOptions, EncodedStats, encode_span_refs};
 use super::source::SpanSource;
 use crate::bloom::BloomFilter;
 use crate::error::{Error, Result};
@@ -94,6 +94,31 @@ fn encode_sources<S: SpanSource>(
     index: Option<Bytes>,
 ) -> Result<EncodedBlock> {
     let (data, stats) = encode_span_refs(spans, &opts.encode)?;
+    Ok(assemble_block(tenant, data, stats, opts, index))
+}
+
+/// A block of `data.parquet` already encoded (by a [`RowsWriter`](super::RowsWriter)): its
+/// bloom filter and meta, with the tag index given.
+pub fn finish_block(
+    tenant: &TenantId,
+    data: Bytes,
+    stats: EncodedStats,
+    opts: &WriteOptions,
+    index: Option<Bytes>,
+) -> Result<EncodedBlock> {
+    if stats.span_count == 0 {
+        return Err(Error::invalid("block", "a block needs at least one span"));
+    }
+    Ok(assemble_block(tenant, data, stats, opts, index))
+}
+
+fn assemble_block(
+    tenant: &TenantId,
+    data: Bytes,
+    stats: EncodedStats,
+    opts: &WriteOptions,
+    index: Option<Bytes>,
+) -> EncodedBlock {
     // Compacted blocks live long and every search asks their filters: a lower rate.
     let bits = match opts.compaction_level {
         0 => crate::bloom::BITS_PER_KEY,
@@ -128,12 +153,12 @@ fn encode_sources<S: SpanSource>(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    Ok(EncodedBlock {
+    EncodedBlock {
         meta,
         data,
         bloom: Bytes::from(bloom.to_bytes()),
         index,
-    })
+    }
 }
 
 /// Writes blocks to object storage.
