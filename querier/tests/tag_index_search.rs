@@ -282,6 +282,58 @@ async fn indexed_and_scanned_blocks_answer_alike() {
     }
 }
 
+/// Needles: values of a key the index gives no terms (here: values too long for a term, as
+/// request or session IDs are too many). Such blocks are scanned with their value Bloom
+/// filters, whether or not they have an index, and find exactly the traces holding the value
+/// without reading every trace of the block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needles_of_keys_without_terms_are_found_through_the_value_filters() {
+    let cache = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("t").unwrap();
+    let mut data = dataset(7);
+    let mut tokens = Vec::new();
+    for (i, s) in data.blocks.iter_mut().flatten().enumerate().step_by(9) {
+        let token = format!("{i:08}-{}", "x".repeat(300));
+        s.span.attributes.push(KeyValue {
+            key: "app.token".into(),
+            value: Some(skein_format::otlp::common::v1::AnyValue {
+                value: Some(
+                    skein_format::otlp::common::v1::any_value::Value::StringValue(token.clone()),
+                ),
+            }),
+            ..Default::default()
+        });
+        tokens.push(token);
+    }
+    let scanned = lookup(&data, false, cache.path()).await;
+    let indexed = lookup(&data, true, cache.path()).await;
+    let mut rng = Rng::new(7);
+    for _ in 0..12 {
+        let token = &tokens[rng.below(tokens.len() as u64) as usize];
+        let text = format!("{{span.app.token=\"{token}\"}}");
+        let search = Search::new(skein_traceql::parse(&text).unwrap());
+        let want = brute_force(&data, &search);
+        assert_eq!(want.len(), 1, "{text}");
+        let a = scanned.search_traceql(&tenant, &search).await.unwrap();
+        let b = indexed.search_traceql(&tenant, &search).await.unwrap();
+        assert_eq!(a.traces, want, "scan: {text}");
+        assert_eq!(b.traces, want, "index: {text}");
+        for r in [&a, &b] {
+            assert!(
+                !r.truncated && r.read_traces <= 3,
+                "{} traces read to find one",
+                r.read_traces
+            );
+        }
+    }
+    // With another condition on an indexed field, in one span.
+    let token = &tokens[0];
+    let text = format!("{{span.app.token=\"{token}\" && duration>=0}}");
+    let search = Search::new(skein_traceql::parse(&text).unwrap());
+    let b = indexed.search_traceql(&tenant, &search).await.unwrap();
+    assert_eq!(b.traces, brute_force(&data, &search));
+}
+
 /// The TraceQL translation of a legacy search means what the legacy search meant, on whole
 /// traces (the window aside: a legacy Tempo search's window is on the whole trace, a
 /// translated one on the spans it looks at, which agree for traces wholly inside or outside).

@@ -9,4 +9,5 @@ mod parts;
 mod pyarrow;
 mod roundtrip;
 mod tagindex;
+mod value_bloom;
 mod wire;

@@ -181,3 +181,30 @@ fn status_number(s: Status) -> i32 {
         Status::Error => 2,
     }
 }
+
+/// The generic span attribute values (key, string) a span satisfying `c` holds: equality
+/// conditions on `span.` attributes that have no dedicated column, as a Bloom filter of those
+/// values can rule row groups out for them (see `ScanFilter::attr_values`).
+pub fn needles(c: &SpanCondition) -> Vec<(String, String)> {
+    match c {
+        SpanCondition::And(parts) => parts.iter().flat_map(needles).collect(),
+        // A span satisfying an `or` need not hold any one value.
+        SpanCondition::Or(_) => Vec::new(),
+        SpanCondition::Leaf(l) => match (&l.field, l.op, &l.value) {
+            (
+                Field::Attribute {
+                    scope: Some(AttrScope::Span),
+                    key,
+                },
+                CompareOp::Eq,
+                Value::String(v),
+            ) if !skein_format::schema::DEDICATED.iter().any(|d| {
+                d.scope == skein_format::schema::AttrScope::Span && d.key == key.as_str()
+            }) =>
+            {
+                vec![(key.clone(), v.clone())]
+            }
+            _ => Vec::new(),
+        },
+    }
+}

@@ -34,7 +34,7 @@ use skein_query::search::TraceQuery;
 use skein_traceql::{Query, SpanSet};
 
 use super::lookup::{TraceLookup, merge};
-use super::pushdown::{index_condition, index_relation};
+use super::pushdown::{index_condition, index_relation, needles};
 use crate::error::{Error, Result};
 
 /// A matching trace: every span of it, and the spansets the query yields on it.
@@ -129,6 +129,8 @@ struct Plan {
     index: IndexCondition,
     /// The query's structural relations in the index's terms.
     relations: Vec<IndexRelation>,
+    /// Generic span attribute values a candidate span holds (see [`needles`]).
+    needles: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -139,9 +141,11 @@ impl Plan {
                 search.query
             )))
         })?;
-        let index = search
-            .candidate_condition()
-            .map_or(IndexCondition::All, |c| index_condition(&c));
+        let condition = search.candidate_condition();
+        let index = condition
+            .as_ref()
+            .map_or(IndexCondition::All, index_condition);
+        let needles = condition.as_ref().map(needles).unwrap_or_default();
         let relations = search
             .candidate_relations()
             .iter()
@@ -152,6 +156,7 @@ impl Plan {
             filter,
             index,
             relations,
+            needles,
         })
     }
 
@@ -172,7 +177,17 @@ impl TraceLookup {
     /// The candidates of one block, from its tag index when it has one. Also says whether the
     /// index answered.
     async fn candidates_in(&self, meta: BlockMeta, plan: &Plan) -> Result<(Vec<Candidate>, bool)> {
-        if let Some(index) = self.tag_index(&meta).await {
+        let index = self.tag_index(&meta).await;
+        // A value of a key the index has no terms for (a request or user ID) makes every trace
+        // of the block a candidate there: a scan whose row groups the Parquet Bloom filters
+        // rule out finds the few that hold it for less.
+        let index = index.filter(|index| {
+            !plan
+                .needles
+                .iter()
+                .any(|(key, _)| index.span_key_terms(key) == Some(false))
+        });
+        if let Some(index) = index {
             let (condition, window) = (plan.index.clone(), plan.search.window);
             let relations = plan.relations.clone();
             let searched = Arc::clone(&index);
@@ -230,8 +245,12 @@ impl TraceLookup {
             end_unix_nano: span_window.map(|w| w.1),
             whole_traces: true,
             parts: plan.search.span_parts(),
+            attr_values: plan.needles.iter().map(|(_, v)| v.clone()).collect(),
             ..Default::default()
         };
+        // Row groups skipped may hold other spans of a trace found here (one larger than a
+        // row group): such candidates are read whole again.
+        let pruned = !plan.needles.is_empty();
         let parts: Vec<Vec<SpanRecord>> = self.reader_for(&meta).scan(filter).try_collect().await?;
         let mut traces: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
         for s in parts.into_iter().flatten() {
@@ -246,7 +265,7 @@ impl TraceLookup {
                 Some(Candidate {
                     id,
                     start_bound,
-                    local: Some(spans),
+                    local: (!pruned).then_some(spans),
                     rows: None,
                 })
             })

@@ -7,7 +7,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, BooleanArray, FixedSizeBinaryArray, Int64Array, StringArray, TimestampNanosecondArray,
+    Array, BooleanArray, FixedSizeBinaryArray, Int64Array, ListArray, StringArray, StructArray,
+    TimestampNanosecondArray,
 };
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -27,6 +28,7 @@ use parquet::file::statistics::Statistics;
 use tokio::sync::OnceCell;
 
 use super::decode::TraceAssembler;
+use super::encode::ATTR_VALUES_PATH;
 use crate::bloom;
 use crate::error::{Error, Result};
 use crate::ids::TraceId;
@@ -65,6 +67,10 @@ pub struct ScanFilter {
     pub whole_traces: bool,
     /// The parts of each span to decode (default: all); see [`SpanParts`].
     pub parts: SpanParts,
+    /// Strings that a matching span holds as generic span attribute values (not in a
+    /// dedicated column): row groups whose Bloom filter rules one out are skipped. Spans are
+    /// not checked against them; the caller judges what the scan returns.
+    pub attr_values: Vec<String>,
 }
 
 impl ScanFilter {
@@ -74,6 +80,7 @@ impl ScanFilter {
             && self.service_name.is_none()
             && self.min_duration_nanos.is_none()
             && self.max_duration_nanos.is_none()
+            && self.attr_values.is_empty()
     }
 
     /// True when a decoded span satisfies the filter.
@@ -431,10 +438,18 @@ impl BlockReader {
         rg: usize,
         filter: &ScanFilter,
     ) -> Result<Vec<SpanRecord>> {
-        let mut builder = self
-            .builder(Arc::clone(&footer))
-            .await?
-            .with_row_groups(vec![rg]);
+        let mut builder = self.builder(Arc::clone(&footer)).await?;
+        if !filter.attr_values.is_empty() {
+            let schema = footer.file_metadata().schema_descr_ptr();
+            let path = ATTR_VALUES_PATH.join(".");
+            if let Ok(leaf) = leaf_index(&schema, &path)
+                && let Some(bloom) = builder.get_row_group_column_bloom_filter(rg, leaf).await?
+                && filter.attr_values.iter().any(|v| !bloom.check(v.as_str()))
+            {
+                return Ok(Vec::new());
+            }
+        }
+        builder = builder.with_row_groups(vec![rg]);
         if !filter.is_empty() {
             let Some(selection) = self.first_pass(Arc::clone(&footer), rg, filter).await? else {
                 return Ok(Vec::new());
@@ -489,6 +504,12 @@ impl BlockReader {
         if filter.service_name.is_some() {
             leaves.push(leaf_index(&schema, col::SERVICE_NAME)?);
         }
+        // Blocks written before the column existed in this form have nothing to check.
+        let values_leaf = match filter.attr_values.is_empty() {
+            true => None,
+            false => leaf_index(&schema, &ATTR_VALUES_PATH.join(".")).ok(),
+        };
+        leaves.extend(values_leaf);
         let total_rows = usize::try_from(footer.row_group(rg).num_rows()).unwrap_or(0);
         let mut stream = self
             .builder(footer)
@@ -509,6 +530,10 @@ impl BlockReader {
                 Some(_) => Some(typed(&batch, col::SERVICE_NAME)?),
                 None => None,
             };
+            let values = match values_leaf {
+                Some(_) => Some(attr_strings(&batch)?),
+                None => None,
+            };
             for i in 0..batch.num_rows() {
                 let id = ids.value(i);
                 if last_id.as_ref().is_none_or(|l| l[..] != *id) {
@@ -519,7 +544,16 @@ impl BlockReader {
                 }
                 let start = (trace_start.value(i) as u64).wrapping_add(offsets.value(i) as u64);
                 let service = services.and_then(|s| s.is_valid(i).then(|| s.value(i)));
-                let hit = filter.matches_values(start, durations.value(i), service);
+                let hit = filter.matches_values(start, durations.value(i), service)
+                    && values.as_ref().is_none_or(|(list, strings)| {
+                        let range =
+                            list.value_offsets()[i] as usize..list.value_offsets()[i + 1] as usize;
+                        filter.attr_values.iter().all(|want| {
+                            range
+                                .clone()
+                                .any(|j| strings.is_valid(j) && strings.value(j) == want)
+                        })
+                    });
                 if let Some(t) = traces.last_mut() {
                     t.0.end = row + 1;
                     t.1 |= hit;
@@ -590,6 +624,23 @@ fn typed<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
         .ok_or_else(|| Error::corrupt("data.parquet", name, "column missing or mistyped"))
+}
+
+/// The generic span attribute list of a batch projected to its string values: the list (for
+/// each row's range) and the strings.
+fn attr_strings(batch: &RecordBatch) -> Result<(&ListArray, &StringArray)> {
+    let bad = || Error::corrupt("data.parquet", col::ATTRS, "unexpected type");
+    let list: &ListArray = typed(batch, col::ATTRS)?;
+    let items = list
+        .values()
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .ok_or_else(bad)?;
+    let strings = items
+        .column_by_name(crate::schema::attr::STR)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(bad)?;
+    Ok((list, strings))
 }
 
 fn leaf_index(schema: &parquet::schema::types::SchemaDescriptor, name: &str) -> Result<usize> {

@@ -167,6 +167,13 @@ impl TagIndex {
         self.table.traces.len()
     }
 
+    /// Whether span attribute `key` has terms in this index: `Some(true)` when it has (a
+    /// condition on its value is answered exactly), `Some(false)` when spans have the key but
+    /// its values were not indexed (too many distinct ones), `None` when no span has it.
+    pub fn span_key_terms(&self, key: &str) -> Option<bool> {
+        self.table.span_keys.get(key).copied()
+    }
+
     /// The summary of trace `ordinal`'s spans in this block.
     pub fn summary(&self, ordinal: u32) -> Option<&TraceSummary> {
         self.table.traces.get(ordinal as usize)
