@@ -22,6 +22,8 @@ pub mod names {
     pub const BLOOM: &str = "bloom";
     /// Tag index bundle, written by the compactor.
     pub const INDEX: &str = "index";
+    /// The row index of a block without a tag index.
+    pub const ROWS: &str = "rows";
     /// Block meta; written last, its presence makes the block visible.
     pub const META: &str = "meta.json";
     /// Marker that retires a block; written by the compactor and retention.

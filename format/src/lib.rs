@@ -52,7 +52,7 @@ pub use layout::Store;
 pub use meta::BlockMeta;
 pub use model::SpanRecord;
 pub use v1::block::{BlockReader, BlockWriter, ScanFilter};
-pub use v1::{block, bloom, schema, tagindex, tenant_index, tombstone, wal};
+pub use v1::{block, bloom, rowindex, schema, tagindex, tenant_index, tombstone, wal};
 pub use version::{FormatVersion, IndexLayout};
 
 /// The OTLP protobuf types Skein's model maps to and from.

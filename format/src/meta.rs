@@ -40,6 +40,9 @@ pub struct BlockFiles {
     /// recorded, whose index layout is found by reading the bundle's magic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_layout: Option<u32>,
+    /// `rows` (the row index, see [`crate::rowindex`]) is present; its size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_index_size: Option<u64>,
 }
 
 /// The content of `meta.json`.
@@ -161,6 +164,7 @@ mod tests {
                 bloom_blocks: Some(1),
                 index_size: None,
                 index_layout: None,
+                row_index_size: None,
             },
             created_at_unix_secs: 0,
         }

@@ -53,10 +53,22 @@ fn dataset(seed: u64) -> Dataset {
     Dataset { blocks }
 }
 
-async fn lookup(data: &Dataset, indexed: bool, cache: &std::path::Path) -> Arc<TraceLookup> {
+/// How the blocks of a lookup are searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Scanned: blocks as an ingester writes them, their row indexes removed.
+    Scan,
+    /// Blocks as an ingester writes them, with their row indexes.
+    Rows,
+    /// Blocks as the compactor writes them, with tag indexes.
+    Tags,
+}
+
+async fn lookup(data: &Dataset, mode: Mode, cache: &std::path::Path) -> Arc<TraceLookup> {
     let store = StorageConfig::Memory {}.open().unwrap();
     let tenant = TenantId::new("t").unwrap();
     let writer = BlockWriter::new(store.clone());
+    let indexed = mode == Mode::Tags;
     for spans in &data.blocks {
         let opts = WriteOptions {
             tag_index: indexed,
@@ -68,6 +80,18 @@ async fn lookup(data: &Dataset, indexed: bool, cache: &std::path::Path) -> Arc<T
             .await
             .unwrap();
         assert_eq!(meta.files.index_size.is_some(), indexed);
+        assert_eq!(meta.files.row_index_size.is_some(), !indexed);
+        if mode == Mode::Scan {
+            // A row index that has gone missing: the block is scanned.
+            let path = skein_format::layout::block_object(
+                &tenant,
+                meta.block_id,
+                skein_format::layout::names::ROWS,
+            );
+            object_store::ObjectStoreExt::delete(&*store, &path)
+                .await
+                .unwrap();
+        }
     }
     let blocks = Arc::new(BlockList::new(store.clone(), Duration::from_secs(60)));
     let mut l = TraceLookup::new(store.clone(), blocks, vec![]);
@@ -203,9 +227,11 @@ async fn indexed_and_scanned_blocks_answer_alike() {
     for seed in [3u64, 11] {
         let data = dataset(seed);
         assert!(data.blocks.len() >= 5);
-        let scanned = lookup(&data, false, cache.path()).await;
-        let indexed = lookup(&data, true, cache.path()).await;
+        let scanned = lookup(&data, Mode::Scan, cache.path()).await;
+        let rowed = lookup(&data, Mode::Rows, cache.path()).await;
+        let indexed = lookup(&data, Mode::Tags, cache.path()).await;
         let tags = tags_of(&data);
+        let mut from_rows = 0;
         let mut rng = Rng::new(seed * 31);
         let (mut nonempty, mut from_index) = (0, 0);
         for round in 0..200 {
@@ -225,14 +251,17 @@ async fn indexed_and_scanned_blocks_answer_alike() {
             };
             let a = scanned.search_traceql(&tenant, &search).await.unwrap();
             let b = indexed.search_traceql(&tenant, &search).await.unwrap();
-            // The indexed copy really answers from its indexes (a broken index would quietly
-            // fall back to scanning and give the same answers).
-            assert_eq!(a.indexed_blocks, 0);
+            let r = rowed.search_traceql(&tenant, &search).await.unwrap();
+            // The indexed copies really answer from their indexes (a broken index would
+            // quietly fall back to scanning and give the same answers).
+            assert_eq!(a.indexed_blocks + a.row_indexed_blocks, 0);
             from_index += b.indexed_blocks;
-            let (a, b) = (a.traces, b.traces);
+            from_rows += r.row_indexed_blocks;
+            let (a, b, r) = (a.traces, b.traces, r.traces);
             let want = brute_force(&data, &search);
             assert_eq!(a, want, "scan, seed {seed} round {round}: {what}");
             assert_eq!(b, want, "index, seed {seed} round {round}: {what}");
+            assert_eq!(r, want, "row index, seed {seed} round {round}: {what}");
             nonempty += usize::from(!want.is_empty());
         }
         assert!(
@@ -242,6 +271,10 @@ async fn indexed_and_scanned_blocks_answer_alike() {
         assert!(
             from_index > 200,
             "only {from_index} blocks were answered from an index"
+        );
+        assert!(
+            from_rows > 200,
+            "only {from_rows} blocks were answered from a row index"
         );
 
         // Listings, over the whole range and over a window that cuts blocks.
@@ -305,8 +338,9 @@ async fn needles_of_keys_without_terms_are_found_through_the_value_filters() {
         });
         tokens.push(token);
     }
-    let scanned = lookup(&data, false, cache.path()).await;
-    let indexed = lookup(&data, true, cache.path()).await;
+    let scanned = lookup(&data, Mode::Scan, cache.path()).await;
+    let rowed = lookup(&data, Mode::Rows, cache.path()).await;
+    let indexed = lookup(&data, Mode::Tags, cache.path()).await;
     let mut rng = Rng::new(7);
     for _ in 0..12 {
         let token = &tokens[rng.below(tokens.len() as u64) as usize];
@@ -316,9 +350,11 @@ async fn needles_of_keys_without_terms_are_found_through_the_value_filters() {
         assert_eq!(want.len(), 1, "{text}");
         let a = scanned.search_traceql(&tenant, &search).await.unwrap();
         let b = indexed.search_traceql(&tenant, &search).await.unwrap();
+        let c = rowed.search_traceql(&tenant, &search).await.unwrap();
         assert_eq!(a.traces, want, "scan: {text}");
         assert_eq!(b.traces, want, "index: {text}");
-        for r in [&a, &b] {
+        assert_eq!(c.traces, want, "row index: {text}");
+        for r in [&a, &b, &c] {
             assert!(
                 !r.truncated && r.read_traces <= 3,
                 "{} traces read to find one",

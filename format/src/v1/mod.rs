@@ -13,6 +13,7 @@
 
 pub mod block;
 pub mod bloom;
+pub mod rowindex;
 pub mod schema;
 pub mod tagindex;
 pub mod tenant_index;

@@ -10,16 +10,20 @@ use futures::{StreamExt, TryStreamExt};
 use skein_format::block::SpanParts;
 use skein_format::bloom::BloomFilter;
 use skein_format::layout::{names, read_block_object};
+use skein_format::rowindex::RowIndex;
 use skein_format::tagindex::TagIndex;
 use skein_format::{BlockId, BlockMeta, BlockReader, SpanRecord, Store, TenantId, TraceId};
 use skein_query::recent::RecentData;
 use skein_storage::BlockList;
 
 use super::tagcache::TagIndexCache;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Bytes of bloom filters kept in memory; beyond it the cache starts over.
 const BLOOM_CACHE_BYTES: usize = 64 << 20;
+/// Encoded bytes of row indexes kept decoded in memory (several times that); beyond it the
+/// cache starts over.
+const ROW_INDEX_CACHE_BYTES: usize = 64 << 20;
 /// Blocks read at once for one lookup.
 const CONCURRENCY: usize = 8;
 
@@ -31,6 +35,8 @@ pub struct TraceLookup {
     recent: Vec<Arc<dyn RecentData>>,
     blooms: Mutex<(usize, HashMap<BlockId, Arc<BloomFilter>>)>,
     readers: Mutex<HashMap<BlockId, BlockReader>>,
+    /// Row indexes of blocks without a tag index (the newest), with their total bytes.
+    row_indexes: Mutex<(usize, HashMap<BlockId, Arc<RowIndex>>)>,
     tag_indexes: Option<Arc<TagIndexCache>>,
 }
 
@@ -47,6 +53,7 @@ impl TraceLookup {
             recent,
             blooms: Mutex::new((0, HashMap::new())),
             readers: Mutex::new(HashMap::new()),
+            row_indexes: Mutex::new((0, HashMap::new())),
             tag_indexes: None,
         }
     }
@@ -172,6 +179,40 @@ impl TraceLookup {
         cache.0 += bytes.len();
         cache.1.insert(meta.block_id, Arc::clone(&bloom));
         Ok(Some(bloom))
+    }
+
+    /// The row index of `meta`'s block, when it has one and it can be read (a block whose
+    /// row index is missing or unreadable is scanned instead; the fault is logged).
+    pub(crate) async fn row_index(&self, meta: &BlockMeta) -> Option<Arc<RowIndex>> {
+        meta.files.row_index_size?;
+        if let Some(r) = lock(&self.row_indexes).1.get(&meta.block_id) {
+            return Some(Arc::clone(r));
+        }
+        let read = async {
+            let bytes =
+                read_block_object(&self.store, &meta.tenant, meta.block_id, names::ROWS).await?;
+            let location = format!("{}/{}/{}", meta.tenant, meta.block_id, names::ROWS);
+            let index = tokio::task::spawn_blocking(move || RowIndex::decode(&bytes, &location))
+                .await
+                .map_err(skein_format::Error::from)??;
+            Ok::<_, Error>(index)
+        };
+        let index = match read.await {
+            Ok(i) => Arc::new(i),
+            Err(e) => {
+                tracing::warn!(block = %meta.block_id, error = %e, "row index unreadable; the block is scanned");
+                return None;
+            }
+        };
+        let size = meta.files.row_index_size.unwrap_or(0) as usize;
+        let mut cache = lock(&self.row_indexes);
+        if cache.0 + size > ROW_INDEX_CACHE_BYTES {
+            cache.1.clear();
+            cache.0 = 0;
+        }
+        cache.0 += size;
+        cache.1.insert(meta.block_id, Arc::clone(&index));
+        Some(index)
     }
 
     /// The block list this lookup reads.

@@ -62,6 +62,8 @@ pub struct SearchResult {
     pub read_traces: u64,
     /// Of the blocks searched, those answered from their tag index.
     pub indexed_blocks: u64,
+    /// Of the blocks searched, those answered from their row index (blocks not compacted yet).
+    pub row_indexed_blocks: u64,
     /// Blocks searched.
     pub inspected_blocks: u64,
     /// Blocks overlapping the search's window.
@@ -77,6 +79,14 @@ pub struct SearchResult {
 const MAX_FULL_READS: usize = 5_000;
 /// Blocks searched at once.
 const BLOCK_CONCURRENCY: usize = 4;
+
+/// What found a block's candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    TagIndex,
+    RowIndex,
+    Scan,
+}
 
 /// A trace of one block with a span satisfying the candidate condition.
 struct Candidate {
@@ -174,9 +184,13 @@ impl Plan {
 }
 
 impl TraceLookup {
-    /// The candidates of one block, from its tag index when it has one. Also says whether the
-    /// index answered.
-    async fn candidates_in(&self, meta: BlockMeta, plan: &Plan) -> Result<(Vec<Candidate>, bool)> {
+    /// The candidates of one block, from its tag index when it has one, else from its row
+    /// index, else from a scan. Also says which answered.
+    async fn candidates_in(
+        &self,
+        meta: BlockMeta,
+        plan: &Plan,
+    ) -> Result<(Vec<Candidate>, Answered)> {
         let index = self.tag_index(&meta).await;
         // A value of a key the index has no terms for (a request or user ID) makes every trace
         // of the block a candidate there: a scan whose row groups the Parquet Bloom filters
@@ -233,7 +247,29 @@ impl TraceLookup {
                     })
                 })
                 .collect();
-            return Ok((candidates, true));
+            return Ok((candidates, Answered::TagIndex));
+        }
+        // A block without a tag index (as an ingester writes it) has a row index.
+        if let Some(rows) = self.row_index(&meta).await
+            && !plan
+                .needles
+                .iter()
+                .any(|(key, _)| rows.span_key_terms(key) == Some(false))
+            && let Some(ordinals) = rows.traces_matching(&plan.index, plan.search.window)
+        {
+            let candidates = ordinals
+                .into_iter()
+                .filter_map(|o| {
+                    let t = rows.traces().get(o)?;
+                    Some(Candidate {
+                        id: t.trace_id,
+                        start_bound: t.start_unix_nano,
+                        local: None,
+                        rows: rows.rows_of(o),
+                    })
+                })
+                .collect();
+            return Ok((candidates, Answered::RowIndex));
         }
         // Whole traces of this block, so that a trace no other block holds is decided from
         // what was read here. Only Jaeger's window (on the matched span's start) prunes spans.
@@ -270,7 +306,7 @@ impl TraceLookup {
                 })
             })
             .collect();
-        Ok((candidates, false))
+        Ok((candidates, Answered::Scan))
     }
 
     /// Decides candidates of `block` on their whole traces, read together: their spans in
@@ -465,7 +501,8 @@ impl TraceLookup {
                 let at = i;
                 i += 1;
                 result.inspected_blocks += 1;
-                result.indexed_blocks += u64::from(indexed);
+                result.indexed_blocks += u64::from(indexed == Answered::TagIndex);
+                result.row_indexed_blocks += u64::from(indexed == Answered::RowIndex);
                 candidates.sort_by(|a, b| b.start_bound.cmp(&a.start_bound).then(a.id.cmp(&b.id)));
                 let mut pending = candidates.into_iter().peekable();
                 let chunk = next_chunk(&mut pending, &top, &mut budget, &mut result, chunk_size);

@@ -23,6 +23,7 @@ use crate::error::Result;
 use crate::ids::{SpanId, TraceId};
 use crate::meta::RowGroupMeta;
 use crate::model::SpanRecord;
+use crate::rowindex::RowIndexBuilder;
 use crate::schema::{self, AttrScope, DEDICATED, DedicatedType, col, event_fields, link_fields};
 
 /// Tuning of the Parquet encoding.
@@ -67,7 +68,7 @@ pub struct EncodedStats {
 ///
 /// CPU-heavy: call it from a blocking thread, not from async code.
 pub fn encode_spans(spans: Vec<SpanRecord>, opts: &EncodeOptions) -> Result<(Bytes, EncodedStats)> {
-    encode_span_refs(spans.iter().collect(), opts)
+    encode_span_refs(spans.iter().collect(), opts, None)
 }
 
 /// Like [`encode_spans`], over borrowed spans: a caller that keeps its spans (an ingester
@@ -75,6 +76,7 @@ pub fn encode_spans(spans: Vec<SpanRecord>, opts: &EncodeOptions) -> Result<(Byt
 pub(crate) fn encode_span_refs<S: SpanSource>(
     mut spans: Vec<&S>,
     opts: &EncodeOptions,
+    mut rows: Option<&mut RowIndexBuilder>,
 ) -> Result<(Bytes, EncodedStats)> {
     for s in &spans {
         TraceId::from_bytes(s.trace_id_bytes())?;
@@ -129,6 +131,7 @@ pub(crate) fn encode_span_refs<S: SpanSource>(
                 &mut writer,
                 &mut batch,
                 &mut stats,
+                rows.as_deref_mut(),
                 rg_first.take(),
                 rg_last,
             )?;
@@ -146,11 +149,15 @@ fn flush_row_group(
     writer: &mut ArrowWriter<Vec<u8>>,
     batch: &mut BatchBuilder,
     stats: &mut EncodedStats,
+    row_index: Option<&mut RowIndexBuilder>,
     first: Option<TraceId>,
     last: TraceId,
 ) -> Result<()> {
     let rows = batch.rows as u64;
     let rb = batch.finish()?;
+    if let Some(b) = row_index {
+        b.push(&rb)?;
+    }
     writer.write(&rb)?;
     writer.flush()?;
     stats.row_groups.push(RowGroupMeta {

@@ -6,7 +6,7 @@ mod decode;
 mod encode;
 mod parts;
 mod reader;
-mod rows;
+pub(crate) mod rows;
 pub(crate) mod source;
 mod writer;
 

@@ -22,11 +22,11 @@ use crate::meta::RowGroupMeta;
 use crate::model::SpanRecord;
 use crate::schema::{self, col};
 
-fn corrupt(reason: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(reason: impl std::fmt::Display) -> Error {
     Error::corrupt("data.parquet", "record batch", reason)
 }
 
-fn typed<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+pub(crate) fn typed<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())

@@ -13,6 +13,7 @@ use crate::ids::{BlockId, TenantId};
 use crate::layout::{Store, block_object, names};
 use crate::meta::{BlockFiles, BlockMeta};
 use crate::model::SpanRecord;
+use crate::rowindex::RowIndexBuilder;
 use crate::version::FormatVersion;
 
 /// How to write a block.
@@ -39,6 +40,8 @@ pub struct EncodedBlock {
     pub bloom: Bytes,
     /// `index`, the tag index bundle, when asked for.
     pub index: Option<Bytes>,
+    /// `rows`, the row index, which every block without a tag index has.
+    pub rows: Option<Bytes>,
 }
 
 /// Encodes spans into a block. CPU-heavy: run it on a blocking thread.
@@ -93,8 +96,16 @@ fn encode_sources<S: SpanSource>(
     opts: &WriteOptions,
     index: Option<Bytes>,
 ) -> Result<EncodedBlock> {
-    let (data, stats) = encode_span_refs(spans, &opts.encode)?;
-    Ok(assemble_block(tenant, data, stats, opts, index))
+    // A block without a tag index (an ingester's) gets a row index from its columns.
+    let mut rows = index.is_none().then(RowIndexBuilder::new);
+    let (data, stats) = encode_span_refs(spans, &opts.encode, rows.as_mut())?;
+    let mut block = assemble_block(tenant, data, stats, opts, index);
+    if let Some(rows) = rows {
+        let bytes = rows.finish()?;
+        block.meta.files.row_index_size = Some(bytes.len() as u64);
+        block.rows = Some(Bytes::from(bytes));
+    }
+    Ok(block)
 }
 
 /// A block of `data.parquet` already encoded (by a [`RowsWriter`](super::RowsWriter)): its
@@ -147,6 +158,7 @@ fn assemble_block(
             index_layout: index
                 .as_ref()
                 .map(|_| FormatVersion::CURRENT.index_layout().0),
+            row_index_size: None,
         },
         created_at_unix_secs: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -158,6 +170,7 @@ fn assemble_block(
         data,
         bloom: Bytes::from(bloom.to_bytes()),
         index,
+        rows: None,
     }
 }
 
@@ -200,6 +213,7 @@ impl BlockWriter {
             data,
             bloom,
             index,
+            rows,
         } = block;
         let (tenant, id) = (&meta.tenant, meta.block_id);
         let (data_path, bloom_path) = (
@@ -220,7 +234,19 @@ impl BlockWriter {
                 None => Ok(()),
             }
         };
-        futures::try_join!(data_put, bloom_put, index_put)?;
+        let rows_put = async {
+            match rows {
+                Some(bytes) => {
+                    let path = block_object(tenant, id, names::ROWS);
+                    self.store
+                        .put(&path, PutPayload::from_bytes(bytes))
+                        .await
+                        .map(|_| ())
+                }
+                None => Ok(()),
+            }
+        };
+        futures::try_join!(data_put, bloom_put, index_put, rows_put)?;
         self.store
             .put(
                 &block_object(tenant, id, names::META),

@@ -31,7 +31,7 @@ pub enum AttrType {
 }
 
 impl AttrType {
-    fn byte(self) -> u8 {
+    pub(crate) fn byte(self) -> u8 {
         match self {
             AttrType::String => b's',
             AttrType::Int => b'i',

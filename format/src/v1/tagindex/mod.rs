@@ -51,7 +51,7 @@
 mod build;
 mod bundle;
 mod condition;
-mod cursor;
+pub(crate) mod cursor;
 mod fields;
 mod query;
 mod table;
