@@ -3,7 +3,7 @@
 
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
-use skein_format::block::{EncodeOptions, WriteOptions};
+use skein_format::block::{EncodeOptions, ValueFilterCache, WriteOptions};
 use skein_format::otlp::common::v1::any_value::Value;
 use skein_format::{BlockReader, BlockWriter, ScanFilter, SpanRecord, TenantId};
 use skein_testkit::counting::CountingStore;
@@ -38,7 +38,7 @@ async fn a_scan_for_a_rare_value_reads_only_the_row_group_holding_it() {
         "{} row groups",
         meta.row_groups.len()
     );
-    let reader = BlockReader::open(store, meta.clone());
+    let reader = BlockReader::open(store.clone(), meta.clone());
     let scan = |values: Vec<String>| {
         let reader = reader.clone();
         async move {
@@ -98,5 +98,29 @@ async fn a_scan_for_a_rare_value_reads_only_the_row_group_holding_it() {
     assert!(
         rare_bytes * 4 < common_bytes,
         "the rare value read {rare_bytes} bytes, a common one {common_bytes}"
+    );
+
+    // With a filter cache, the second search for a value reads no filter again.
+    let cached = BlockReader::open(store.clone(), meta.clone())
+        .with_value_filter_cache(ValueFilterCache::new(1 << 20));
+    let mut reads = Vec::new();
+    for _ in 0..2 {
+        let before = counting.snapshot().gets;
+        let spans: Vec<Vec<SpanRecord>> = cached
+            .scan(ScanFilter {
+                whole_traces: true,
+                attr_values: vec!["absent-everywhere".to_owned()],
+                ..Default::default()
+            })
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(spans.iter().flatten().count(), 0);
+        reads.push(counting.snapshot().gets - before);
+    }
+    assert!(reads[0] >= meta.row_groups.len() as u64, "{reads:?}");
+    assert!(
+        reads[1] < reads[0] / 2,
+        "the filters were read again: {reads:?}"
     );
 }

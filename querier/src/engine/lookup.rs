@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
-use skein_format::block::SpanParts;
+use skein_format::block::{SpanParts, ValueFilterCache};
 use skein_format::bloom::BloomFilter;
 use skein_format::layout::{names, read_block_object};
 use skein_format::rowindex::RowIndex;
@@ -24,6 +24,8 @@ const BLOOM_CACHE_BYTES: usize = 64 << 20;
 /// Encoded bytes of row indexes kept decoded in memory (several times that); beyond it the
 /// cache starts over.
 const ROW_INDEX_CACHE_BYTES: usize = 64 << 20;
+/// Bytes of attribute value filters kept in memory; beyond it the cache starts over.
+const VALUE_FILTER_CACHE_BYTES: usize = 64 << 20;
 /// Blocks read at once for one lookup.
 const CONCURRENCY: usize = 8;
 
@@ -35,6 +37,8 @@ pub struct TraceLookup {
     recent: Vec<Arc<dyn RecentData>>,
     blooms: Mutex<(usize, HashMap<BlockId, Arc<BloomFilter>>)>,
     readers: Mutex<HashMap<BlockId, BlockReader>>,
+    /// Attribute value filters of row groups, read by needle searches.
+    value_filters: ValueFilterCache,
     /// Row indexes of blocks without a tag index (the newest), with their total bytes.
     row_indexes: Mutex<(usize, HashMap<BlockId, Arc<RowIndex>>)>,
     tag_indexes: Option<Arc<TagIndexCache>>,
@@ -54,6 +58,7 @@ impl TraceLookup {
             blooms: Mutex::new((0, HashMap::new())),
             readers: Mutex::new(HashMap::new()),
             row_indexes: Mutex::new((0, HashMap::new())),
+            value_filters: ValueFilterCache::new(VALUE_FILTER_CACHE_BYTES),
             tag_indexes: None,
         }
     }
@@ -237,7 +242,10 @@ impl TraceLookup {
         }
         readers
             .entry(meta.block_id)
-            .or_insert_with(|| BlockReader::open(self.store.clone(), meta.clone()))
+            .or_insert_with(|| {
+                BlockReader::open(self.store.clone(), meta.clone())
+                    .with_value_filter_cache(self.value_filters.clone())
+            })
             .clone()
     }
 

@@ -13,7 +13,7 @@ mod writer;
 pub use decode::TraceAssembler;
 pub use encode::{EncodeOptions, EncodedStats, encode_spans};
 pub use parts::{Keys, SpanParts};
-pub use reader::{BlockReader, ScanFilter};
+pub use reader::{BlockReader, ScanFilter, ValueFilterCache};
 pub use rows::{
     RowsWriter, decode_spans, has_current_schema, may_hold_copies, spans_to_batch, trace_runs,
 };

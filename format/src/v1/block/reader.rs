@@ -23,6 +23,7 @@ use parquet::arrow::arrow_reader::{
     RowSelectionPolicy,
 };
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::statistics::Statistics;
 use tokio::sync::OnceCell;
@@ -112,6 +113,44 @@ pub struct BlockReader {
     store: Store,
     meta: Arc<BlockMeta>,
     footer: Arc<OnceCell<Arc<ParquetMetaData>>>,
+    value_filters: Option<ValueFilterCache>,
+}
+
+/// Cached filters by (block, row group); `None` for a row group without one.
+type FilterMap = HashMap<(crate::ids::BlockId, usize), Option<Arc<Sbbf>>>;
+
+/// The Bloom filters of attribute values that scans read (see [`ScanFilter::attr_values`]),
+/// kept across readers up to a budget of bytes; beyond it the cache starts over. Cheap to
+/// clone; clones share the cache.
+#[derive(Debug, Clone, Default)]
+pub struct ValueFilterCache {
+    inner: Arc<std::sync::Mutex<(usize, FilterMap)>>,
+    budget: usize,
+}
+
+impl ValueFilterCache {
+    /// A cache of at most `budget` bytes of filters.
+    pub fn new(budget: usize) -> Self {
+        ValueFilterCache {
+            inner: Default::default(),
+            budget,
+        }
+    }
+
+    fn get(&self, key: &(crate::ids::BlockId, usize)) -> Option<Option<Arc<Sbbf>>> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.1.get(key).cloned()
+    }
+
+    fn put(&self, key: (crate::ids::BlockId, usize), filter: Option<Arc<Sbbf>>, bytes: usize) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if map.0 + bytes > self.budget {
+            map.1.clear();
+            map.0 = 0;
+        }
+        map.0 += bytes;
+        map.1.insert(key, filter);
+    }
 }
 
 impl BlockReader {
@@ -121,7 +160,14 @@ impl BlockReader {
             store,
             meta: Arc::new(meta),
             footer: Arc::new(OnceCell::new()),
+            value_filters: None,
         }
+    }
+
+    /// Keeps the attribute value filters this reader reads in `cache`.
+    pub fn with_value_filter_cache(mut self, cache: ValueFilterCache) -> Self {
+        self.value_filters = Some(cache);
+        self
     }
 
     /// The block's meta.
@@ -442,11 +488,31 @@ impl BlockReader {
         if !filter.attr_values.is_empty() {
             let schema = footer.file_metadata().schema_descr_ptr();
             let path = ATTR_VALUES_PATH.join(".");
-            if let Ok(leaf) = leaf_index(&schema, &path)
-                && let Some(bloom) = builder.get_row_group_column_bloom_filter(rg, leaf).await?
-                && filter.attr_values.iter().any(|v| !bloom.check(v.as_str()))
-            {
-                return Ok(Vec::new());
+            if let Ok(leaf) = leaf_index(&schema, &path) {
+                let key = (self.meta.block_id, rg);
+                let cached = self.value_filters.as_ref().and_then(|c| c.get(&key));
+                let bloom = match cached {
+                    Some(b) => b,
+                    None => {
+                        let b = builder
+                            .get_row_group_column_bloom_filter(rg, leaf)
+                            .await?
+                            .map(Arc::new);
+                        if let Some(c) = &self.value_filters {
+                            let bytes = footer
+                                .row_group(rg)
+                                .column(leaf)
+                                .bloom_filter_length()
+                                .unwrap_or(0)
+                                .max(0) as usize;
+                            c.put(key, b.clone(), bytes + 64);
+                        }
+                        b
+                    }
+                };
+                if bloom.is_some_and(|b| filter.attr_values.iter().any(|v| !b.check(v.as_str()))) {
+                    return Ok(Vec::new());
+                }
             }
         }
         builder = builder.with_row_groups(vec![rg]);
