@@ -82,6 +82,8 @@ struct Piece {
     input: usize,
     block: u64,
     batch: RecordBatch,
+    /// The row group has the columns this build writes (it can be copied).
+    current: bool,
     rows: Range<usize>,
 }
 
@@ -89,6 +91,8 @@ struct Cursor {
     source: Box<dyn BatchSource>,
     block: u64,
     batch: Option<RecordBatch>,
+    /// `batch` has the current schema, checked once per row group.
+    current: bool,
     runs: Vec<(TraceId, Range<usize>)>,
     next: usize,
     last: Option<TraceId>,
@@ -118,6 +122,7 @@ impl Cursor {
                 last = Some(*id);
             }
             self.block = block;
+            self.current = has_current_schema(&batch);
             self.batch = Some(batch);
             self.runs = runs;
             self.next = 0;
@@ -137,6 +142,7 @@ impl Cursor {
                 input,
                 block: self.block,
                 batch,
+                current: self.current,
                 rows,
             });
             // Only a trace that ends its row group can go on in the next one.
@@ -215,6 +221,7 @@ pub fn merge(
             source,
             block: 0,
             batch: None,
+            current: false,
             runs: Vec::new(),
             next: 0,
             last: None,
@@ -280,7 +287,7 @@ pub fn merge(
             pieces.iter().map(|p| (&p.batch, p.rows.clone())).collect();
         if one_block
             && rows <= max_spans
-            && pieces.iter().all(|p| has_current_schema(&p.batch))
+            && pieces.iter().all(|p| p.current)
             && !may_hold_copies(&refs)?
         {
             if !room(&out, rows) {

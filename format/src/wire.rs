@@ -596,39 +596,56 @@ fn read_spans<'a>(
     Some(())
 }
 
-fn read_resource_spans<'a>(
-    buf: &'a [u8],
-    max: usize,
-    each: &mut dyn FnMut(WireSpan<'a>) -> Option<()>,
-) -> Option<()> {
-    let mut resource = WireResource::default();
-    let mut schema_url = "";
-    let mut seen_resource = false;
-    let mut scope_spans: Vec<&'a [u8]> = Vec::new();
+/// What a `ResourceSpans` and a `ScopeSpans` share in shape: field 1 its resource or scope (at
+/// most once: prost would merge two, which this reader declines), field 2 the repeated
+/// children, field 3 the schema URL (before or after field 1).
+struct Group<'a> {
+    head: Option<&'a [u8]>,
+    children: Vec<&'a [u8]>,
+    schema_url: &'a str,
+}
+
+fn read_group(buf: &[u8]) -> Option<Group<'_>> {
+    let mut g = Group {
+        head: None,
+        children: Vec::new(),
+        schema_url: "",
+    };
     let mut r = Reader::new(buf);
     while let Some((field, wire)) = r.key()? {
         match field {
             1 => {
                 r.expect(wire, LEN)?;
-                if std::mem::replace(&mut seen_resource, true) {
+                if g.head.replace(r.bytes()?).is_some() {
                     return None;
                 }
-                resource = read_resource(r.bytes()?, max)?;
             }
             2 => {
                 r.expect(wire, LEN)?;
-                scope_spans.push(r.bytes()?);
+                g.children.push(r.bytes()?);
             }
             3 => {
                 r.expect(wire, LEN)?;
-                schema_url = r.string()?;
+                g.schema_url = r.string()?;
             }
             _ => r.skip(field, wire)?,
         }
     }
-    // The schema URL may come before or after the resource.
-    resource.schema_url = schema_url;
-    for ss in scope_spans {
+    Some(g)
+}
+
+fn read_resource_spans<'a>(
+    buf: &'a [u8],
+    max: usize,
+    each: &mut dyn FnMut(WireSpan<'a>) -> Option<()>,
+) -> Option<()> {
+    let g = read_group(buf)?;
+    let mut resource = match g.head {
+        Some(b) => read_resource(b, max)?,
+        None => WireResource::default(),
+    };
+    resource.schema_url = g.schema_url;
+    for ss in g.children {
         read_scope_spans(ss, resource, max, each)?;
     }
     Some(())
@@ -676,33 +693,13 @@ fn read_scope_spans<'a>(
     max: usize,
     each: &mut dyn FnMut(WireSpan<'a>) -> Option<()>,
 ) -> Option<()> {
-    let mut scope = WireScope::default();
-    let mut schema_url = "";
-    let mut seen_scope = false;
-    let mut spans: Vec<&'a [u8]> = Vec::new();
-    let mut r = Reader::new(buf);
-    while let Some((field, wire)) = r.key()? {
-        match field {
-            1 => {
-                r.expect(wire, LEN)?;
-                if std::mem::replace(&mut seen_scope, true) {
-                    return None;
-                }
-                scope = read_scope(r.bytes()?, max)?;
-            }
-            2 => {
-                r.expect(wire, LEN)?;
-                spans.push(r.bytes()?);
-            }
-            3 => {
-                r.expect(wire, LEN)?;
-                schema_url = r.string()?;
-            }
-            _ => r.skip(field, wire)?,
-        }
-    }
-    scope.schema_url = schema_url;
-    for s in spans {
+    let g = read_group(buf)?;
+    let mut scope = match g.head {
+        Some(b) => read_scope(b, max)?,
+        None => WireScope::default(),
+    };
+    scope.schema_url = g.schema_url;
+    for s in g.children {
         each(read_span(s, resource, scope, max)?)?;
     }
     Some(())

@@ -352,12 +352,11 @@ impl RowIndexBuilder {
 
     /// The encoded row index.
     pub fn finish(self) -> Result<Vec<u8>> {
-        let limit = self.limit();
         let mut unindexed: Vec<(u8, &str)> = Vec::new();
         let mut terms: Vec<(u8, &str, &[u8], &RoaringBitmap)> = Vec::new();
         for (field, map) in self.fields.iter().enumerate() {
             for (key, k) in map {
-                if k.unindexed || (field as u8 != NAME && k.values.len() > limit) {
+                if k.unindexed {
                     unindexed.push((field as u8, key));
                     continue;
                 }
@@ -605,6 +604,21 @@ impl RowIndex {
         self.to_traces(s)
     }
 
+    /// What any of `sets` holds: rows when they all are rows, else traces.
+    fn union(&self, sets: impl Iterator<Item = Set>) -> Set {
+        let (mut rows, mut traces) = (RoaringBitmap::new(), None::<RoaringBitmap>);
+        for s in sets {
+            match s {
+                Set::Rows(r) => rows |= r,
+                Set::Traces(t) => *traces.get_or_insert_default() |= t,
+            }
+        }
+        match traces {
+            None => Set::Rows(rows),
+            Some(t) => Set::Traces(self.traces_of(&rows) | t),
+        }
+    }
+
     /// What may satisfy `c`: rows when every part of it is decided per row, else traces.
     fn set(&self, c: &IndexCondition) -> Set {
         match c {
@@ -633,20 +647,7 @@ impl RowIndex {
                     (None, None) => self.all_traces(),
                 }
             }
-            IndexCondition::Or(parts) => {
-                let sets: Vec<Set> = parts.iter().map(|p| self.set(p)).collect();
-                if sets.iter().all(|s| matches!(s, Set::Rows(_))) {
-                    Set::Rows(sets.into_iter().fold(RoaringBitmap::new(), |a, s| match s {
-                        Set::Rows(r) => a | r,
-                        Set::Traces(t) => a | t,
-                    }))
-                } else {
-                    Set::Traces(
-                        sets.into_iter()
-                            .fold(RoaringBitmap::new(), |a, s| a | self.to_traces(s)),
-                    )
-                }
-            }
+            IndexCondition::Or(parts) => self.union(parts.iter().map(|p| self.set(p))),
             IndexCondition::Name(n) => Set::Rows(
                 self.term(NAME, "", n.as_bytes())
                     .cloned()
@@ -685,14 +686,7 @@ impl RowIndex {
                         false => Set::Traces(acc),
                     });
                 }
-                match parts.len() {
-                    1 => parts.pop().unwrap_or(Set::Traces(RoaringBitmap::new())),
-                    _ => Set::Traces(
-                        parts
-                            .into_iter()
-                            .fold(RoaringBitmap::new(), |a, s| a | self.to_traces(s)),
-                    ),
-                }
+                self.union(parts.into_iter())
             }
             IndexCondition::Kind(k) => {
                 Set::Rows(self.kind_status(|ks| i64::from(*k).max(0) as u64 == ks / 4))

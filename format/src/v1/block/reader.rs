@@ -451,10 +451,9 @@ impl BlockReader {
                     let (this, footer) = (this.clone(), Arc::clone(&footer));
                     async move {
                         let rows = usize::try_from(footer.row_group(rg).num_rows()).unwrap_or(0);
-                        let schema = this.builder(Arc::clone(&footer)).await?.schema().clone();
-                        let batches: Vec<RecordBatch> = this
-                            .builder(footer)
-                            .await?
+                        let builder = this.builder(footer).await?;
+                        let schema = Arc::clone(builder.schema());
+                        let batches: Vec<RecordBatch> = builder
                             .with_row_groups(vec![rg])
                             .with_batch_size(rows.max(1))
                             .build()?
